@@ -1,0 +1,109 @@
+"""Dashboard 2: is the observability stack itself healthy, and is telemetry flowing through it?"""
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import stat
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+
+from .common import (OTELCOL_JOBS, PROMETHEUS, Layout, last_value, prom, thresholds, ts,
+                     up_mappings)
+
+UID = "stack-health"
+RI = "$__rate_interval"
+# Collector and Jaeger count telemetry per signal under these metric-name stems.
+SIGNALS = [("spans", "spans"), ("log_records", "logs"), ("metric_points", "metric points")]
+
+
+def _per_signal(stem: str, by: str, legend: str) -> list:
+    """One query per signal: otelcol_<stem>_<signal>_total, summed by `by`.
+
+    `or vector(0)` would hide a wrong metric name, so it is not used here: these counters
+    exist from start-up for every configured receiver/exporter."""
+    return [prom(f"sum by ({by}) (rate(otelcol_{stem}_{sig}_total{{{OTELCOL_JOBS}}}[{RI}]))",
+                 legend.replace("SIG", label), chr(ord("A") + i))
+            for i, (sig, label) in enumerate(SIGNALS)]
+
+
+def build() -> dash.Dashboard:
+    board = (
+        dash.Dashboard("Stack health").uid(UID)
+        .description("The observability stack watching itself: targets up, telemetry accepted, "
+                     "refused and dropped at the collector, what reaches Prometheus, Loki and "
+                     "Jaeger, exporter queues, memory and scrape durations.")
+        .tags(["stack", "generated"]).refresh("30s").time("now-30m", "now")
+        .timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR).readonly()
+        .link(dash.DashboardLink("Stack dashboards").type(dm.DashboardLinkType.DASHBOARDS)
+              .tags(["generated"]).as_dropdown(True).keep_time(True))
+    )
+    lay = Layout(board)
+
+    lay.row("Scrape targets")
+    lay.add(stat.Panel().title("Targets up").datasource(PROMETHEUS)
+            .description("One tile per Prometheus scrape job (named after the compose service). "
+                         "DOWN means Prometheus cannot scrape it.")
+            .mappings(up_mappings()).thresholds(thresholds((None, "red"), (1, "green")))
+            .color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
+            .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+            .reduce_options(last_value())
+            .with_target(prom("min by (job) (up)", "{{job}}", instant=True)), 24, 4)
+    lay.add(ts("Scrape duration", "How long each scrape takes; close to the scrape timeout "
+               "means the target is struggling.", "s",
+               prom("max by (job) (scrape_duration_seconds)", "{{job}}")), 12, 8)
+    lay.add(ts("Samples per scrape", "Series each target exposes (after relabelling).", "short",
+               prom("sum by (job) (scrape_samples_post_metric_relabeling)", "{{job}}")), 12, 8)
+
+    lay.row("Collector and Jaeger: telemetry in and out")
+    lay.add(ts("Accepted by receivers", "Items the OTLP receivers accepted, per signal, in the "
+               "collector and in Jaeger (which is built on the collector).", "short",
+               *_per_signal("receiver_accepted", "job", "{{job}} SIG")), 12, 8)
+    lay.add(ts("Refused by receivers", "Items refused back to the sender (backpressure, e.g. "
+               "the memory limiter). Should stay at 0.", "short",
+               *_per_signal("receiver_refused", "job", "{{job}} SIG")), 12, 8)
+    lay.add(ts("Sent by exporters", "Items the exporters delivered: collector -> Jaeger, "
+               "Loki, Prometheus; Jaeger -> its storage.", "short",
+               *_per_signal("exporter_sent", "job, exporter", "{{job}} {{exporter}} SIG")), 12, 8)
+    lay.add(ts("Dropped by exporters", "Items an exporter gave up on after retries (send "
+               "failed). These are lost. Should stay at 0.", "short",
+               *_per_signal("exporter_send_failed", "job, exporter", "{{job}} {{exporter}} SIG")), 12, 8)
+    lay.add(ts("Exporter queue size", "Batches waiting in each exporter's sending queue; a queue "
+               "near its capacity is about to drop data.", "short",
+               prom(f"max by (job, exporter) (otelcol_exporter_queue_size{{{OTELCOL_JOBS}}})",
+                    "{{job}} {{exporter}} size", "A"),
+               prom(f"max by (job, exporter) (otelcol_exporter_queue_capacity{{{OTELCOL_JOBS}}})",
+                    "{{job}} {{exporter}} capacity", "B")), 24, 8)
+
+    lay.row("Backends: what arrives")
+    lay.add(ts("Prometheus samples appended", "Samples written to the TSDB head per second: "
+               "scrapes plus the span metrics arriving over OTLP.", "short",
+               prom(f"sum by (type) (rate(prometheus_tsdb_head_samples_appended_total[{RI}]))",
+                    "{{type}}")), 8, 8)
+    lay.add(ts("Prometheus head series", "Active series in the TSDB head.", "short",
+               prom("prometheus_tsdb_head_series", "series")), 8, 8)
+    lay.add(ts("Loki lines in", "Log lines the Loki distributor received per second.", "short",
+               prom(f"sum by (tenant) (rate(loki_distributor_lines_received_total[{RI}]))",
+                    "lines {{tenant}}")), 8, 8)
+    lay.add(ts("Alertmanager notifications", "Notifications sent per integration, and failures.",
+               "short",
+               prom(f"sum by (integration) (rate(alertmanager_notifications_total[{RI}]))",
+                    "{{integration}} sent", "A"),
+               prom(f"sum by (integration) (rate(alertmanager_notifications_failed_total[{RI}]))",
+                    "{{integration}} failed", "B")), 12, 8)
+    lay.add(ts("Prometheus rule evaluation", "Rule group evaluation time versus interval; "
+               "failures mean a broken rule.", "s",
+               prom("max by (rule_group) (prometheus_rule_group_last_duration_seconds)",
+                    "{{rule_group}}", "A"),
+               prom(f"sum(rate(prometheus_rule_evaluation_failures_total[{RI}]))",
+                    "evaluation failures/s", "B")), 12, 8)
+
+    lay.row("Resources")
+    lay.add(ts("Memory (RSS) per component", "Resident memory of each stack component. The "
+               "collector and Jaeger report it as otelcol_process_memory_rss.", "bytes",
+               prom("sum by (job) (process_resident_memory_bytes)", "{{job}}", "A"),
+               prom(f"sum by (job) (otelcol_process_memory_rss_bytes{{{OTELCOL_JOBS}}})",
+                    "{{job}}", "B")), 12, 8)
+    lay.add(ts("CPU per component", "CPU cores used by each stack component.", "short",
+               prom(f"sum by (job) (rate(process_cpu_seconds_total[{RI}]))", "{{job}}", "A"),
+               prom(f"sum by (job) (rate(otelcol_process_cpu_seconds_total{{{OTELCOL_JOBS}}}[{RI}]))",
+                    "{{job}}", "B")), 12, 8)
+    return board
