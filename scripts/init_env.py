@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Create .env from .env.example (first run) and fill empty secrets with random values.
+
+Idempotent: existing values are never changed, so `make up` can call it every time.
+Prints where the Grafana password is.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+
+SECRETS = ("GRAFANA_ADMIN_PASSWORD", "DEMO_ADMIN_TOKEN")
+
+
+def fill(text: str) -> tuple[str, list[str]]:
+    """Return `text` with every empty `NAME=` line of SECRETS given a generated value."""
+    filled = []
+
+    def repl(m: re.Match[str]) -> str:
+        filled.append(m.group(1))
+        return f"{m.group(1)}={secrets.token_urlsafe(24)}"
+
+    pattern = re.compile(rf"^({'|'.join(SECRETS)})=[ \t]*$", re.MULTILINE)
+    out = pattern.sub(repl, text)
+    # A secret missing altogether (an old .env) is appended.
+    for name in SECRETS:
+        if not re.search(rf"^{name}=", out, re.MULTILINE):
+            out += ("" if out.endswith("\n") or not out else "\n") + f"{name}={secrets.token_urlsafe(24)}\n"
+            filled.append(name)
+    return out, filled
+
+
+def main(root: Path) -> int:
+    env, example = root / ".env", root / ".env.example"
+    created = not env.exists()
+    text = example.read_text() if created else env.read_text()
+    out, filled = fill(text)
+    if created or filled:
+        # Owner-only before the secrets are written.
+        fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(out)
+        os.chmod(env, 0o600)
+    if created:
+        print(f"Created {env} from .env.example with generated {', '.join(filled)}.")
+    elif filled:
+        print(f"Filled empty {', '.join(filled)} in {env}.")
+    print(f"Grafana login: GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD in {env}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]))

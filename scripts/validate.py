@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""`make validate`: run each component's own validator on its config files.
+
+Every tool runs from the image docker-compose.yml would run (the *_IMAGE env var, else
+the pinned default), with the component folder mounted read-only and no network:
+
+  docker compose config -q                      docker-compose.yml (+ .env)
+  promtool check config / check rules / test    prometheus/
+  amtool check-config                           alertmanager/
+  otelcol-contrib validate                      otel-collector/config.yml
+  jaeger validate                               jaeger/jaeger.yml
+  loki -verify-config                           loki/loki.yml
+
+An image that is neither local nor pullable is skipped and named; it fails instead when
+its variable is listed in REQUIRED_IMAGES (comma-separated). A broken file fails with the
+tool's own message and the file's name. tests/config/test_validators.py runs the same
+checks (checks() below) through tests/tooling.py.
+
+Usage: scripts/validate.py [--root DIR]   (DIR: a copy of the repo layout; default: repo)
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_IMAGE_VAR = re.compile(r"\$\{(\w+_IMAGE):-([^}]+)\}")
+
+# Placeholders for the secrets compose requires, used only when neither the environment
+# nor .env sets them (a fresh clone before `make up`), so the file itself is checked.
+COMPOSE_PLACEHOLDERS = {"GRAFANA_ADMIN_PASSWORD": "validate-placeholder",
+                        "DEMO_ADMIN_TOKEN": "validate-placeholder"}
+
+
+@dataclass
+class Check:
+    """One validator run. `var` is the *_IMAGE variable of the image holding the tool;
+    None means a host command (docker compose)."""
+    name: str
+    var: str | None
+    entrypoint: str
+    args: list[str]
+    mounts: dict[Path, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # repo-relative, for messages
+
+
+def _rel(root: Path, p: Path) -> str:
+    return str(p.relative_to(root))
+
+
+def checks(root: Path = REPO) -> list[Check]:
+    """The validator runs for the config files present under `root`."""
+    out: list[Check] = []
+    out.append(Check("docker compose config", None, "docker",
+                     ["compose", "-f", str(root / "docker-compose.yml"), "config", "-q"],
+                     files=["docker-compose.yml"]))
+
+    prom = root / "prometheus"
+    pm = {prom: "/etc/prometheus"}
+    # Every top-level Prometheus file (prometheus.yml, the drill profile, ...); promtool
+    # also loads the rule files and scrape_config_files each one references.
+    for cfg in sorted(prom.glob("prometheus*.yml")):
+        out.append(Check(f"promtool check config {_rel(root, cfg)}", "PROMETHEUS_IMAGE",
+                         "promtool", ["check", "config", f"/etc/prometheus/{cfg.name}"],
+                         pm, [_rel(root, cfg)]))
+    rules = sorted((prom / "rules").glob("*.yml"))
+    if rules:
+        out.append(Check("promtool check rules prometheus/rules/*.yml", "PROMETHEUS_IMAGE",
+                         "promtool", ["check", "rules",
+                                      *[f"/etc/prometheus/rules/{r.name}" for r in rules]],
+                         pm, [_rel(root, r) for r in rules]))
+    tests = sorted((prom / "tests").glob("*.yml"))
+    if tests:
+        # Rule unit tests refer to rule files relative to the test file.
+        out.append(Check("promtool test rules prometheus/tests/*.yml", "PROMETHEUS_IMAGE",
+                         "promtool", ["test", "rules",
+                                      *[f"/etc/prometheus/tests/{t.name}" for t in tests]],
+                         pm, [_rel(root, t) for t in tests]))
+
+    am = root / "alertmanager"
+    for cfg in sorted(am.glob("alertmanager*.yml")):
+        out.append(Check(f"amtool check-config {_rel(root, cfg)}", "ALERTMANAGER_IMAGE",
+                         "amtool", ["check-config", f"/etc/alertmanager/{cfg.name}"],
+                         {am: "/etc/alertmanager"}, [_rel(root, cfg)]))
+
+    otel = root / "otel-collector" / "config.yml"
+    if otel.exists():
+        out.append(Check("otelcol validate otel-collector/config.yml", "OTELCOL_IMAGE",
+                         "/otelcol-contrib", ["validate", "--config=/etc/otelcol/config.yml"],
+                         {otel.parent: "/etc/otelcol"}, [_rel(root, otel)]))
+
+    jaeger = root / "jaeger" / "jaeger.yml"
+    if jaeger.exists():
+        out.append(Check("jaeger validate jaeger/jaeger.yml", "JAEGER_IMAGE",
+                         "/cmd/jaeger/jaeger-linux",
+                         ["validate", "--config=/etc/jaeger/jaeger.yml"],
+                         {jaeger.parent: "/etc/jaeger"}, [_rel(root, jaeger)]))
+
+    loki = root / "loki" / "loki.yml"
+    if loki.exists():
+        out.append(Check("loki -verify-config loki/loki.yml", "LOKI_IMAGE", "/usr/bin/loki",
+                         ["-config.file=/etc/loki/loki.yml", "-verify-config"],
+                         {loki.parent: "/etc/loki"}, [_rel(root, loki)]))
+    return out
+
+
+# ---- running ------------------------------------------------------------------------
+
+@functools.cache
+def image_defaults(compose_file: Path = REPO / "docker-compose.yml") -> dict[str, str]:
+    return dict(_IMAGE_VAR.findall(compose_file.read_text()))
+
+
+def image(var: str) -> str:
+    return os.environ.get(var) or image_defaults()[var]
+
+
+def required_images() -> set[str]:
+    return {v.strip() for v in os.environ.get("REQUIRED_IMAGES", "").split(",") if v.strip()}
+
+
+@functools.cache
+def obtain(ref: str) -> bool:
+    """True when the image is local or could be pulled (tried once)."""
+    if subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0:
+        return True
+    return subprocess.run(["docker", "pull", "-q", ref], capture_output=True).returncode == 0
+
+
+def docker_cmd(check: Check, ref: str) -> list[str]:
+    cmd = ["docker", "run", "--rm", "--network", "none", "--entrypoint", check.entrypoint]
+    for host, container in check.mounts.items():
+        cmd += ["-v", f"{Path(host).resolve()}:{container}:ro"]
+    return [*cmd, ref, *check.args]
+
+
+def compose_env(root: Path) -> dict[str, str]:
+    """Environment for `docker compose config`: placeholders for secrets only when
+    neither the environment nor root/.env provides them."""
+    env = dict(os.environ)
+    dotenv = root / ".env"
+    text = dotenv.read_text() if dotenv.exists() else ""
+    for name, value in COMPOSE_PLACEHOLDERS.items():
+        if not env.get(name) and not re.search(rf"^{name}=\S", text, re.MULTILINE):
+            env[name] = value
+    return env
+
+
+def run(check: Check, root: Path = REPO, timeout: int = 180) -> tuple[str, str]:
+    """Run one check. Returns (status, detail): status is PASS, FAIL or SKIP."""
+    if check.var is None:
+        if shutil.which("docker") is None:
+            return "SKIP", "docker CLI not found"
+        p = subprocess.run([check.entrypoint, *check.args], capture_output=True,
+                           text=True, timeout=timeout, env=compose_env(root), cwd=root)
+    else:
+        ref = image(check.var)
+        if shutil.which("docker") is None or subprocess.run(
+                ["docker", "info"], capture_output=True).returncode != 0:
+            return "SKIP", f"no Docker engine to run {ref} ({check.var})"
+        if not obtain(ref):
+            return "SKIP", f"image {ref} ({check.var}) is neither local nor pullable"
+        p = subprocess.run(docker_cmd(check, ref), capture_output=True, text=True,
+                           timeout=timeout)
+    detail = (p.stdout + p.stderr).strip()
+    return ("PASS" if p.returncode == 0 else "FAIL"), detail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=REPO)
+    a = ap.parse_args(argv)
+    root = a.root.resolve()
+    required = required_images()
+    failed, skipped = [], []
+    for c in checks(root):
+        status, detail = run(c, root)
+        if status == "SKIP" and c.var in required:
+            status, detail = "FAIL", f"{detail}, but REQUIRED_IMAGES lists {c.var}"
+        print(f"{status:4}  {c.name}", flush=True)
+        if status == "FAIL":
+            failed.append(c)
+            print(f"      file(s): {', '.join(c.files)}")
+            for line in detail.splitlines():
+                print(f"      | {line}")
+        elif status == "SKIP":
+            skipped.append((c, detail))
+            print(f"      skipped: {detail}")
+    print()
+    if skipped:
+        print("Not validated here (tool missing):")
+        for c, why in skipped:
+            print(f"  - {c.name}: {why}")
+    if failed:
+        print(f"{len(failed)} check(s) FAILED: {', '.join(c.name for c in failed)}")
+        return 1
+    print("All available validators passed.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
