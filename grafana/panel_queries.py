@@ -48,7 +48,8 @@ class PanelQuery:
     @property
     def needs_firing_alert(self) -> bool:
         """True when the expression reads ALERTS/ALERTS_FOR_STATE with nothing to fall back
-        on: it returns data only while an alert is pending or firing."""
+        on: it returns data only while some alert is pending or firing (in this stack the
+        always-firing Watchdog of prometheus/rules/stack-alerts.yml sees to that)."""
         uses = any(re.search(rf"\b{name}\b", self.expr) for name in ALERT_SERIES)
         return uses and "vector(" not in self.expr
 

@@ -15,13 +15,13 @@ RI = "$__rate_interval"
 SIGNALS = [("spans", "spans"), ("log_records", "logs"), ("metric_points", "metric points")]
 
 
-def _per_signal(stem: str, by: str, legend: str) -> list:
+def _per_signal(stem: str, by: str, legend: str, first_ref: str = "A") -> list:
     """One query per signal: otelcol_<stem>_<signal>_total, summed by `by`.
 
     `or vector(0)` would hide a wrong metric name, so it is not used here: these counters
     exist from start-up for every configured receiver/exporter."""
     return [prom(f"sum by ({by}) (rate(otelcol_{stem}_{sig}_total{{{OTELCOL_JOBS}}}[{RI}]))",
-                 legend.replace("SIG", label), chr(ord("A") + i))
+                 legend.replace("SIG", label), chr(ord(first_ref) + i))
             for i, (sig, label) in enumerate(SIGNALS)]
 
 
@@ -63,9 +63,12 @@ def build() -> dash.Dashboard:
     lay.add(ts("Sent by exporters", "Items the exporters delivered: collector -> Jaeger, "
                "Loki, Prometheus; Jaeger -> its storage.", "short",
                *_per_signal("exporter_sent", "job, exporter", "{{job}} {{exporter}} SIG")), 12, 8)
-    lay.add(ts("Dropped by exporters", "Items an exporter gave up on after retries (send "
-               "failed). These are lost. Should stay at 0.", "short",
-               *_per_signal("exporter_send_failed", "job, exporter", "{{job}} {{exporter}} SIG")), 12, 8)
+    lay.add(ts("Dropped by exporters", "Items lost at an exporter: given up after retries "
+               "(send failed) or refused by a full sending queue (enqueue failed). Should stay "
+               "at 0.", "short",
+               *_per_signal("exporter_send_failed", "job, exporter", "{{job}} {{exporter}} SIG send failed"),
+               *_per_signal("exporter_enqueue_failed", "job, exporter",
+                            "{{job}} {{exporter}} SIG enqueue failed", "D")), 12, 8)
     lay.add(ts("Exporter queue size", "Batches waiting in each exporter's sending queue; a queue "
                "near its capacity is about to drop data.", "short",
                prom(f"max by (job, exporter) (otelcol_exporter_queue_size{{{OTELCOL_JOBS}}})",
@@ -80,9 +83,10 @@ def build() -> dash.Dashboard:
                     "{{type}}")), 8, 8)
     lay.add(ts("Prometheus head series", "Active series in the TSDB head.", "short",
                prom("prometheus_tsdb_head_series", "series")), 8, 8)
-    lay.add(ts("Loki lines in", "Log lines the Loki distributor received per second.", "short",
-               prom(f"sum by (tenant) (rate(loki_distributor_lines_received_total[{RI}]))",
-                    "lines {{tenant}}")), 8, 8)
+    lay.add(ts("Loki lines in", "Log lines the Loki distributor received per second, by push "
+               "format (the demo's logs arrive as otlp).", "short",
+               prom(f"sum by (format) (rate(loki_distributor_lines_received_total[{RI}]))",
+                    "{{format}}")), 8, 8)
     lay.add(ts("Alertmanager notifications", "Notifications sent per integration, and failures.",
                "short",
                prom(f"sum by (integration) (rate(alertmanager_notifications_total[{RI}]))",
