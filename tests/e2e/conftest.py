@@ -1,0 +1,220 @@
+"""e2e tier: one session-scoped compose stack on the real docker-compose.yml.
+
+Only services whose images are here (local or pullable) are started; a test names the
+services it needs (`@pytest.mark.services(...)`) and skips, naming the image, when one
+cannot run (fails instead when CI listed that image in REQUIRED_IMAGES). Without a Docker
+engine the whole tier skips with one message. The run ends with a one-line summary of the
+signals proven/skipped and the measurements (also written to build/e2e-measurements.json).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from testcontainers.compose import DockerCompose
+
+from tests.e2e import stack as st
+from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, required_images
+
+E2E_DIR = Path(__file__).resolve().parent
+RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
+_signal_of: dict[str, str] = {}
+_outcomes: dict[str, dict[str, tuple[str, str]]] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "services(*names): compose services an e2e test needs")
+    config.addinivalue_line("markers", "signal(name): the signal an e2e test proves (end-of-run summary)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(item.path).parents:
+            mark = item.get_closest_marker("signal")
+            _signal_of[item.nodeid] = mark.args[0] if mark else "stack"
+    # The resilience tests stop and recreate services: run them after everything else.
+    items.sort(key=lambda it: _signal_of.get(it.nodeid) == "resilience")
+
+
+def _compose_v2() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    if not docker_works():
+        pytest.skip("e2e tier skipped: no Docker engine (`docker info` fails)")
+    if not _compose_v2():
+        pytest.skip("e2e tier skipped: no Docker Compose v2 (`docker compose version` fails)")
+    if not COMPOSE_FILE.exists():
+        pytest.fail(f"{COMPOSE_FILE} is missing")
+
+    plan = st.plan_stack()
+    project = os.environ.get("E2E_PROJECT", "obs-e2e")
+    env = st.generated_env(project, st.drill_profile())
+    env_file = tmp_path_factory.mktemp("e2e") / "e2e.env"
+    # --env-file replaces the user's .env (their secrets and overrides stay out of the run);
+    # the same values go into os.environ, which compose gives precedence anyway.
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    st.MEASUREMENTS.update(project=project, drill_profile=st.drill_profile())
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        compose = DockerCompose(REPO, compose_file_name=COMPOSE_FILE.name, env_file=str(env_file), wait=True)
+        s = st.Stack(compose.docker_compose_command(), plan, env)
+        s.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
+        if plan.build:  # images compose would build (no *_IMAGE given, nothing to pull)
+            t0 = time.monotonic()
+            built = s.compose("build", *plan.build, check=False, timeout=1800)
+            st.MEASUREMENTS["build_s"] = round(time.monotonic() - t0, 1)
+            if built.returncode != 0:
+                why = (built.stderr.strip().splitlines() or ["?"])[-1][:300]
+                for svc in plan.build:
+                    plan.drop(svc, f"`docker compose build {svc}` failed: {why}")
+        st.MEASUREMENTS.update(started=plan.start, not_started=plan.missing)
+        if not plan.start:
+            pytest.skip("e2e tier skipped: no service of docker-compose.yml can start here: "
+                        + "; ".join(f"{k}: {v}" for k, v in plan.missing.items()))
+        compose.services = plan.start
+        sampler = st.MemorySampler(project)
+        sampler.start()
+        t0 = time.monotonic()
+        try:
+            try:
+                compose.start()  # `up --wait <services>`: returns once all are healthy/running
+            except subprocess.CalledProcessError as exc:
+                ps = s.compose("ps", "-a", check=False).stdout
+                pytest.fail(f"`docker compose up --wait {' '.join(plan.start)}` failed:\n"
+                            f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}\n{ps}\n"
+                            f"{s.logs(tail=30)[-6000:]}", pytrace=False)
+            st.MEASUREMENTS["compose_up_to_healthy_s"] = round(time.monotonic() - t0, 1)
+            yield s
+        finally:
+            sampler.stop()
+            st.MEASUREMENTS["peak_memory"] = sampler.report()
+            st.MEASUREMENTS["memory_samples"] = sampler.samples
+            if os.environ.get("E2E_KEEP"):
+                print(f"\nE2E_KEEP set: project {project} left running (env file {env_file})")
+            else:
+                s.compose("down", "--volumes", "--remove-orphans", check=False, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def warm(stack: st.Stack) -> st.Stack:
+    """Warm-up traffic on top of the load generator: a few direct requests of each kind."""
+    if "shop" in stack.running():
+        for _ in range(5):
+            requests.get(st.url("shop", "/api/products"), timeout=10)
+            requests.get(st.url("shop", "/api/products/1"), timeout=10)
+            requests.post(st.url("shop", "/api/checkout"), json={"product_id": 1, "quantity": 1}, timeout=10)
+    return stack
+
+
+@pytest.fixture(autouse=True)
+def _needed_services(request: pytest.FixtureRequest) -> None:
+    """Skip (naming the image) or fail before an e2e test whose services cannot run."""
+    mark = request.node.get_closest_marker("services")
+    if mark is None:
+        return
+    s: st.Stack = request.getfixturevalue("stack")
+    for svc in mark.args:
+        if svc not in s.plan.image_vars:
+            pytest.fail(f"test needs {svc!r}, which is not a default service of docker-compose.yml")
+        var = s.plan.image_vars[svc]
+        if svc in s.plan.missing:
+            if var:
+                require_image(var)  # skips naming the image, or fails when REQUIRED_IMAGES has it
+            reason = f"needs {svc}, which cannot start: {s.plan.missing[svc]}"
+            if var in required_images():
+                pytest.fail(f"{reason} (and REQUIRED_IMAGES lists {var})")
+            pytest.skip(reason)
+    containers = s.containers()
+    down = {svc: containers.get(svc, {}).get("State", "absent") for svc in mark.args}
+    down = {svc: state for svc, state in down.items() if state != "running"}
+    if down:
+        pytest.fail(f"services were started but are not running now: {down}\n{s.logs(*down)}")
+
+
+# ---------------------------------------------------------------- end-of-run reporting
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    signal = _signal_of.get(report.nodeid)
+    if signal is None:
+        return
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        outcome = ("skipped", reason.removeprefix("Skipped: "))
+    elif report.failed:
+        outcome = ("failed", report.when)
+    elif report.when == "call":
+        outcome = ("passed", "")
+    else:
+        return
+    previous = _outcomes.setdefault(signal, {}).get(report.nodeid)
+    if previous is None or previous[0] == "passed":  # a failed teardown overrides a pass
+        _outcomes[signal][report.nodeid] = outcome
+
+
+def _signal_verdicts() -> dict[str, dict]:
+    verdicts = {}
+    for signal, tests in sorted(_outcomes.items()):
+        kinds = [o for o, _ in tests.values()]
+        reasons = sorted({r for o, r in tests.values() if o == "skipped"})
+        if "failed" in kinds:
+            verdict = "failed"
+        elif all(k == "passed" for k in kinds):
+            verdict = "proven"
+        elif all(k == "skipped" for k in kinds):
+            verdict = "skipped"
+        else:
+            verdict = "partly proven"
+        verdicts[signal] = {"verdict": verdict, "skip_reasons": reasons,
+                            "tests": {k.split("::")[-1]: v[0] for k, v in tests.items()}}
+    return verdicts
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _outcomes:
+        return
+    RESULTS_FILE.parent.mkdir(exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps({"signals": _signal_verdicts(), **st.MEASUREMENTS},
+                                       indent=2, sort_keys=True, default=str) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not _outcomes:
+        return
+    verdicts = _signal_verdicts()
+    parts = []
+    for verdict in ("proven", "partly proven", "failed", "skipped"):
+        names = [f"{sig} ({'; '.join(v['skip_reasons'])})" if verdict in ("skipped", "partly proven")
+                 and v["skip_reasons"] else sig for sig, v in verdicts.items() if v["verdict"] == verdict]
+        if names:
+            parts.append(f"{verdict}: {', '.join(names)}")
+    tr = terminalreporter
+    tr.section("e2e summary")
+    tr.write_line("e2e signals -- " + " | ".join(parts))
+    m = st.MEASUREMENTS
+    if "compose_up_to_healthy_s" in m:
+        tr.write_line(f"compose up -> all healthy: {m['compose_up_to_healthy_s']} s "
+                      f"({len(m.get('started', []))} services)")
+    for alert, secs in m.get("fault_to_notification_s", {}).items():
+        tr.write_line(f"fault -> {alert} firing at alert sink: {secs} s")
+    for alert, secs in m.get("clear_to_resolved_s", {}).items():
+        tr.write_line(f"fault cleared -> {alert} resolved at alert sink: {secs} s")
+    if m.get("peak_memory"):
+        total = sum(v["peak_mib"] for v in m["peak_memory"].values())
+        tr.write_line("peak memory (MiB, limit): " + ", ".join(
+            f"{svc} {v['peak_mib']:.0f}/{v['limit_mib']:.0f}" for svc, v in m["peak_memory"].items())
+            + f"; sum of peaks {total:.0f} MiB ({m.get('memory_samples', 0)} samples)")
+    if m.get("not_started"):
+        tr.write_line("not started: " + "; ".join(f"{k}: {v}" for k, v in m["not_started"].items()))
+    tr.write_line(f"written to {RESULTS_FILE.relative_to(REPO)}")

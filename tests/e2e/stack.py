@@ -1,0 +1,342 @@
+"""The e2e stack: which compose services can run here, bringing them up on the real
+docker-compose.yml, and small helpers to talk to them over 127.0.0.1 only.
+
+Everything here is plain Python; the pytest wiring (fixtures, hooks) is in conftest.py.
+"""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+import requests
+import yaml
+
+from tests.tooling import COMPOSE_FILE, REPO, _obtain, image, required_images
+
+T = TypeVar("T")
+
+# Every network test talks to published ports on loopback only (BIND_ADDRESS default).
+HOST = "127.0.0.1"
+# docs/conventions.md "Services and ports": container port = host port.
+PORTS = {
+    "prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "loki": 3100,
+    "jaeger": 16686, "otel-collector": 4318, "shop": 8080, "inventory": 8081,
+    "alert-sink": 8090,
+}
+# Which stack services each signal travels through: the service x signal matrix.
+# A test names the services it needs (a subset of its signal's row, sometimes more).
+SIGNALS: dict[str, tuple[str, ...]] = {
+    "metrics": ("prometheus", "otel-collector", "shop", "inventory", "loadgen"),
+    "traces": ("jaeger", "otel-collector", "prometheus", "shop", "inventory"),
+    "logs": ("loki", "otel-collector", "jaeger", "shop", "inventory"),
+    "alerts": ("prometheus", "alertmanager", "alert-sink", "shop"),
+    "dashboards": ("grafana", "prometheus", "loki", "jaeger", "alertmanager"),
+    "resilience": ("otel-collector", "prometheus", "shop", "inventory"),
+}
+# What the session learns and prints at the end (and writes to build/).
+MEASUREMENTS: dict[str, Any] = {}
+_IMAGE_REF = re.compile(r"\$\{(\w+_IMAGE):-[^}]+\}")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def poll_until(fn: Callable[[], T], timeout: float, message: str, interval: float = 1.0) -> T:
+    """Call fn until it returns something truthy (returned) or `timeout` seconds pass,
+    then fail with `message` and the last result or error seen. Exceptions from fn (a
+    connection refused, a failed assert inside fn) count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last = "fn never ran"
+    while True:
+        try:
+            result = fn()
+            if result:
+                return result
+            last = f"last result: {result!r}"
+        except Exception as exc:  # noqa: BLE001 - reported below, with the message
+            last = f"last error: {type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            raise Timeout(f"timed out after {timeout:.0f} s waiting until {message} ({last[:800]})")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- which services can run
+
+@dataclass
+class Plan:
+    """The compose services of the default stack: those we can start here (some after a
+    local `docker compose build`), and those we cannot (service -> reason naming the image)."""
+    image_vars: dict[str, str | None]
+    missing: dict[str, str]
+    depends: dict[str, list[str]]
+    build: list[str] = field(default_factory=list)
+
+    @property
+    def start(self) -> list[str]:
+        return [name for name in self.image_vars if name not in self.missing]
+
+    def drop(self, service: str, reason: str) -> None:
+        """Mark a service as unable to start, and with it every service needing it."""
+        self.missing[service] = reason
+        changed = True
+        while changed:
+            changed = False
+            for name, deps in self.depends.items():
+                if name in self.missing:
+                    continue
+                for dep in deps:
+                    if dep in self.missing:
+                        self.missing[name] = f"depends on {dep}, which cannot start: {self.missing[dep]}"
+                        changed = True
+                        break
+
+
+def _depends_on(svc: dict) -> list[str]:
+    deps = svc.get("depends_on") or []
+    if isinstance(deps, dict):  # long form; `required: false` deps do not block startup
+        return [name for name, opts in deps.items() if (opts or {}).get("required", True)]
+    return list(deps)
+
+
+def plan_stack() -> Plan:
+    """Every default-profile service whose image is local, pullable, or buildable from the
+    service's `build:` context, and whose required dependencies can start too (compose
+    would otherwise try to start them)."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    plan = Plan({}, {}, {})
+    unavailable = {}
+    for name, svc in services.items():
+        if svc.get("profiles"):
+            continue  # not part of what `make up` starts
+        m = _IMAGE_REF.search(str(svc.get("image", "")))
+        var = m.group(1) if m else None
+        plan.image_vars[name] = var
+        plan.depends[name] = _depends_on(svc)
+        ref = image(var) if var else svc.get("image")
+        if ref and _obtain(ref):
+            continue
+        if svc.get("build"):
+            plan.build.append(name)  # compose would build it; the session does it first
+        else:
+            unavailable[name] = f"image {ref} ({var}) is neither local nor pullable"
+    for name, reason in unavailable.items():
+        plan.drop(name, reason)
+    return plan
+
+
+def missing_required(plan: Plan) -> list[str]:
+    """Services that cannot start although CI listed their image var as required."""
+    req = required_images()
+    return [f"{svc}: {why}" for svc, why in plan.missing.items() if plan.image_vars.get(svc) in req]
+
+
+# ---------------------------------------------------------------- env for the compose run
+
+def generated_env(project: str, drill: dict[str, str]) -> dict[str, str]:
+    """What `make up` would put into .env, with fresh secrets: .env.example's values
+    (if present), generated GRAFANA_ADMIN_PASSWORD and DEMO_ADMIN_TOKEN, loopback binds."""
+    env: dict[str, str] = {}
+    example = REPO / ".env.example"
+    if example.exists():
+        for line in example.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                env[key.strip()] = value.strip().strip('"').strip("'")
+    env.update(
+        COMPOSE_PROJECT_NAME=project,
+        BIND_ADDRESS=HOST,
+        GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(18),
+        DEMO_ADMIN_TOKEN=secrets.token_urlsafe(24),
+        **drill,
+    )
+    return env
+
+
+def drill_profile() -> dict[str, str]:
+    """The alert-drill profile (issue 5): faster scrape/evaluation/grouping, selected by
+    env vars naming config files that live beside the normal ones."""
+    env = {}
+    for var, folder, default_name in (
+        ("PROMETHEUS_CONFIG_FILE", "prometheus", "prometheus.drill.yml"),
+        ("ALERTMANAGER_CONFIG_FILE", "alertmanager", "alertmanager.drill.yml"),
+    ):
+        if (REPO / folder / default_name).exists():
+            env[var] = default_name
+    return env
+
+
+# ---------------------------------------------------------------- memory sampling
+
+_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 1e3, "mb": 1e6, "gb": 1e9}
+
+
+def parse_size(text: str) -> float:
+    """'12.5MiB' -> bytes."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([a-zA-Z]+)\s*", text)
+    if not m:
+        raise ValueError(f"unparsable size {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+class MemorySampler(threading.Thread):
+    """Samples `docker stats --no-stream` for the project's containers in the background
+    and keeps each compose service's peak memory (and its limit)."""
+
+    def __init__(self, project: str, interval: float = 5.0):
+        super().__init__(name="e2e-docker-stats", daemon=True)
+        self.project = project
+        self.interval = interval
+        self.peak: dict[str, float] = {}
+        self.limit: dict[str, float] = {}
+        self.samples = 0
+        self.errors: list[str] = []
+        self._stop_event = threading.Event()
+
+    def sample(self) -> None:
+        ps = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}",
+             "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}'],
+            capture_output=True, text=True, timeout=30)
+        ids = dict(line.split(" ", 1) for line in ps.stdout.split("\n") if " " in line)
+        if not ids:
+            return
+        stats = subprocess.run(
+            ["docker", "stats", "--no-stream", "--format", "{{.ID}}\t{{.MemUsage}}", *ids],
+            capture_output=True, text=True, timeout=60)
+        for line in stats.stdout.splitlines():
+            cid, _, usage = line.partition("\t")
+            svc = next((s for i, s in ids.items() if i.startswith(cid) or cid.startswith(i)), None)
+            if svc is None or "/" not in usage:
+                continue
+            used, _, limit = usage.partition("/")
+            try:
+                self.peak[svc] = max(self.peak.get(svc, 0.0), parse_size(used))
+                self.limit[svc] = parse_size(limit)
+            except (ValueError, KeyError) as exc:
+                self.errors.append(str(exc))
+        self.samples += 1
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.sample()
+            except (subprocess.SubprocessError, OSError) as exc:
+                self.errors.append(str(exc))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=90)
+
+    def report(self) -> dict[str, dict[str, float]]:
+        return {svc: {"peak_mib": round(self.peak[svc] / 2**20, 1),
+                      "limit_mib": round(self.limit.get(svc, 0) / 2**20, 1)}
+                for svc in sorted(self.peak)}
+
+
+# ---------------------------------------------------------------- talking to services
+
+def url(service: str, path: str = "") -> str:
+    return f"http://{HOST}:{PORTS[service]}{path}"
+
+
+def get_json(service: str, path: str, *, params: dict | None = None, timeout: float = 10,
+             **kwargs) -> Any:
+    r = requests.get(url(service, path), params=params, timeout=timeout, **kwargs)
+    r.raise_for_status()
+    return r.json()
+
+
+def prom_query(expr: str, **params: Any) -> list[dict]:
+    """Instant query; the result vector (raises on a query error)."""
+    body = get_json("prometheus", "/api/v1/query", params={"query": expr, **params})
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def exemplar_trace_ids(series: str, window_s: float = 900) -> list[str]:
+    """trace_ids of the exemplars Prometheus holds for `series`, oldest first."""
+    end = time.time()
+    body = get_json("prometheus", "/api/v1/query_exemplars",
+                    params={"query": series, "start": end - window_s, "end": end})
+    assert body["status"] == "success", body
+    found = sorted((float(e["timestamp"]), e["labels"].get("trace_id", ""))
+                   for s in body["data"] for e in s["exemplars"])
+    return [i for _, i in found if HEX32.fullmatch(i) and set(i) != {"0"}]
+
+
+def new_trace_context() -> tuple[str, dict[str, str]]:
+    """A fresh W3C trace id and the `traceparent` header that makes the service continue
+    it (sampled), so the test knows the id of the trace its request produces."""
+    trace_id = secrets.token_hex(16)
+    return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+
+
+def jaeger_trace(trace_id: str) -> dict | None:
+    """The trace from Jaeger's query API, or None while it is not there (404)."""
+    r = requests.get(url("jaeger", f"/api/traces/{trace_id}"), timeout=10)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    data = r.json().get("data") or []
+    return data[0] if data else None
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+class Stack:
+    """The running compose project: what was planned, and `docker compose` commands on it
+    (same project name, env file and compose file as the session's `up`)."""
+
+    def __init__(self, compose_cmd: list[str], plan: Plan, env: dict[str, str]):
+        self.compose_cmd = compose_cmd
+        self.plan = plan
+        self.env = env
+        self.project = env["COMPOSE_PROJECT_NAME"]
+
+    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*self.compose_cmd, *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=REPO)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"`docker compose {' '.join(args)}` failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        return proc
+
+    def containers(self) -> dict[str, dict]:
+        """compose ps -a, by service: State, Health, Publishers, ..."""
+        out = self.compose("ps", "-a", "--format", "json").stdout
+        rows: list[dict] = []
+        for line in out.splitlines():
+            line = line.strip()
+            if line:
+                data = json.loads(line)
+                rows += data if isinstance(data, list) else [data]
+        return {row["Service"]: row for row in rows}
+
+    def running(self) -> set[str]:
+        return {svc for svc, row in self.containers().items() if row.get("State") == "running"}
+
+    def logs(self, *services: str, tail: int = 60) -> str:
+        return self.compose("logs", "--no-color", "--tail", str(tail), *services, check=False).stdout
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['DEMO_ADMIN_TOKEN']}"}
+
+    @property
+    def grafana_auth(self) -> tuple[str, str]:
+        return (self.env.get("GRAFANA_ADMIN_USER", "admin"), self.env["GRAFANA_ADMIN_PASSWORD"])
+

@@ -1,0 +1,84 @@
+"""Metrics: Prometheus scrapes every running service, holds the demo's RED metrics with
+trace_id exemplars, and receives the collector's span metrics over OTLP."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e import stack as st
+
+pytestmark = [pytest.mark.e2e, pytest.mark.signal("metrics")]
+
+
+@pytest.mark.services("prometheus")
+def test_every_scrape_target_of_a_running_service_is_up(warm: st.Stack) -> None:
+    running = warm.running()
+
+    def all_up() -> list[dict]:
+        targets = st.get_json("prometheus", "/api/v1/targets", params={"state": "active"})["data"]["activeTargets"]
+        jobs = {t["labels"]["job"] for t in targets}
+        unknown = jobs - set(warm.plan.image_vars)
+        assert not unknown, f"scrape jobs not named after a compose service: {sorted(unknown)}"
+        unscraped = running - jobs
+        assert not unscraped, f"running services without a scrape job: {sorted(unscraped)}"
+        down = [(t["labels"]["job"], t["scrapeUrl"], t["health"], t.get("lastError"))
+                for t in targets if t["labels"]["job"] in running and t["health"] != "up"]
+        assert not down, f"targets not up (job, url, health, error): {down}"
+        return targets
+
+    targets = st.poll_until(all_up, 120, "every scrape target of a running service is up", interval=3)
+    st.MEASUREMENTS["scrape_jobs_up"] = sorted({t["labels"]["job"] for t in targets if t["health"] == "up"})
+
+
+@pytest.mark.services("prometheus", "shop", "inventory")
+def test_demo_red_metrics_are_queryable(warm: st.Stack) -> None:
+    def by_service(expr: str) -> dict[str, float]:
+        return {r["metric"].get("service", ""): float(r["value"][1]) for r in st.prom_query(expr)}
+
+    def red() -> bool:
+        rate = by_service('sum by (service) (rate(demo_http_requests_total{service=~"shop|inventory"}[1m]))')
+        assert rate.get("shop", 0) > 0 and rate.get("inventory", 0) > 0, f"request rate by service: {rate}"
+        p95 = by_service('histogram_quantile(0.95, sum by (service, le) '
+                         '(rate(demo_http_request_duration_seconds_bucket{service=~"shop|inventory"}[1m])))')
+        assert {"shop", "inventory"} <= p95.keys(), f"p95 latency by service: {p95}"
+        in_flight = by_service('demo_http_requests_in_flight{service=~"shop|inventory"}')
+        assert {"shop", "inventory"} <= in_flight.keys(), f"in-flight gauge by service: {in_flight}"
+        return True
+
+    st.poll_until(red, 120, "demo RED metrics (rate, p95, in-flight) exist for shop and inventory", interval=3)
+    # `route` is the templated route, never a raw path with an id in it.
+    routes = {r["metric"].get("route") for r in st.prom_query("count by (route) (demo_http_requests_total)")}
+    raw = sorted(r for r in routes if r and re.search(r"/\d+(/|$)", r))
+    assert not raw, f"raw paths in the route label (cardinality leak): {raw}"
+    assert "/api/products/{product_id}" in routes, f"templated shop route missing; routes: {sorted(map(str, routes))}"
+
+
+@pytest.mark.services("prometheus", "loadgen", "shop")
+def test_loadgen_traffic_arrives(warm: st.Stack) -> None:
+    st.poll_until(lambda: st.prom_query('sum(demo_loadgen_requests_total{outcome="ok"}) > 0'), 120,
+                  "the load generator has completed requests (demo_loadgen_requests_total{outcome=ok})",
+                  interval=3)
+
+
+@pytest.mark.services("prometheus", "shop")
+def test_exemplar_with_trace_id_is_queryable(warm: st.Stack) -> None:
+    series = 'demo_http_request_duration_seconds_bucket{service="shop"}'
+    st.poll_until(lambda: st.exemplar_trace_ids(series), 120,
+                  f"an exemplar of {series} carries a trace_id (32 hex)", interval=3)
+
+
+@pytest.mark.services("prometheus", "otel-collector", "shop", "inventory")
+def test_span_metrics_from_the_collector_arrive(warm: st.Stack) -> None:
+    def span_metrics() -> bool:
+        calls = {r["metric"].get("service_name"): float(r["value"][1]) for r in st.prom_query(
+            'sum by (service_name) (traces_span_metrics_calls_total{service_name=~"shop|inventory"})')}
+        assert calls.get("shop", 0) > 0 and calls.get("inventory", 0) > 0, f"span calls by service_name: {calls}"
+        # Jaeger's Monitor tab reads server spans from these two names exactly.
+        kinds = {r["metric"].get("span_kind") for r in st.prom_query(
+            'count by (span_kind) (traces_span_metrics_duration_milliseconds_bucket{service_name="shop"})')}
+        assert "SPAN_KIND_SERVER" in kinds, f"span kinds with a duration histogram for shop: {kinds}"
+        return True
+
+    st.poll_until(span_metrics, 150, "span metrics (traces_span_metrics_*) for shop and inventory "
+                  "reach Prometheus through the collector's OTLP export", interval=3)
