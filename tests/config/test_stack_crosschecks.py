@@ -1,0 +1,355 @@
+"""Cross-checks no single validator does: the compose file against the conventions
+(docs/conventions.md) and the defaults that protect the user, and every address in the
+component configs against the services and ports that really exist."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.tooling import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES: dict = COMPOSE["services"]
+CONVENTIONS = (REPO / "docs" / "conventions.md").read_text()
+DESIGN_PINS = {  # DESIGN.md "Versions to pin"
+    "PROMETHEUS_IMAGE": "prom/prometheus:v3.14.0",
+    "ALERTMANAGER_IMAGE": "prom/alertmanager:v0.34.0",
+    "GRAFANA_IMAGE": "grafana/grafana:13.2.0",
+    "LOKI_IMAGE": "grafana/loki:3.7.6",
+    "JAEGER_IMAGE": "jaegertracing/jaeger:2.20.0",
+    "OTELCOL_IMAGE": "otel/opentelemetry-collector-contrib:0.159.0",
+}
+DEMO_ROLES = {"shop", "inventory", "loadgen", "alert-sink"}
+# Images with no shell or HTTP client (DESIGN.md "Facts that bite").
+NO_HEALTHCHECK_POSSIBLE = {"otel-collector"}
+BIND = "${BIND_ADDRESS:-127.0.0.1}"
+
+
+def _conventions_ports() -> dict[str, tuple[set[int], set[int]]]:
+    """service -> (ports it listens on, ports published) from the conventions table."""
+    table = CONVENTIONS.split("## Services and ports", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not re.fullmatch(r"[a-z][a-z-]*", cells[0]):
+            continue
+        name, ports, published, _ = cells
+        listen = {int(p) for p in re.findall(r"\b\d{4,5}\b", ports)}
+        if published == "yes":
+            pub = listen
+        elif published == "no":
+            pub = set()
+        else:
+            pub = {int(p) for p in re.findall(r"\b\d{4,5}\b", published)}
+        out[name] = (listen, pub)
+    return out
+
+
+PORTS = _conventions_ports()
+
+
+def _mem_bytes(v: str) -> int:
+    m = re.fullmatch(r"(\d+)([kmg]?)b?", str(v).lower())
+    assert m, f"unreadable memory limit {v!r}"
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2)]
+
+
+def _mem_limit(svc: dict) -> str | None:
+    return svc.get("mem_limit") or (
+        svc.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory"))
+
+
+def _default(value: str) -> str:
+    """`${VAR:-default}` -> default; anything else unchanged."""
+    m = re.fullmatch(r"\$\{(?:env:)?\w+:-([^}]*)\}(.*)", value)
+    return m.group(1) + m.group(2) if m else value
+
+
+# ---- compose: conventions and protective defaults -----------------------------------
+
+def test_services_match_conventions():
+    assert set(SERVICES) == set(PORTS), (
+        "compose services differ from docs/conventions.md: "
+        f"only in compose {set(SERVICES) - set(PORTS)}, only in conventions {set(PORTS) - set(SERVICES)}")
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_image_is_pinned_and_overridable(name):
+    image = SERVICES[name]["image"]
+    m = re.fullmatch(r"\$\{(\w+_IMAGE):-([^}]+)\}", image)
+    assert m, f"{name}: image {image!r} is not ${{X_IMAGE:-pinned}}"
+    var, default = m.groups()
+    assert ":" in default and not default.endswith((":latest", ":main")), (
+        f"{name}: default {default!r} is not pinned")
+    if name in DEMO_ROLES:
+        assert var == "DEMO_IMAGE"
+        assert SERVICES[name].get("build") == "./demo_app", f"{name}: no build: ./demo_app"
+    else:
+        assert DESIGN_PINS[var] == default, f"{name}: {default} is not DESIGN.md's {DESIGN_PINS[var]}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_published_ports_bind_to_bind_address(name):
+    listen, published = PORTS[name]
+    seen = set()
+    for spec in SERVICES[name].get("ports", []):
+        assert isinstance(spec, str) and spec.startswith(BIND + ":"), (
+            f"{name}: port {spec!r} is not bound to {BIND}")
+        host, container = spec[len(BIND) + 1:].split(":")
+        assert host == container, f"{name}: host port {host} != container port {container}"
+        seen.add(int(container))
+    assert seen == published, f"{name}: publishes {sorted(seen)}, conventions say {sorted(published)}"
+
+
+def test_memory_limits_on_every_service_fit_in_4_gib():
+    missing = [n for n, s in SERVICES.items() if not _mem_limit(s)]
+    assert not missing, f"no memory limit on {missing}"
+    total = sum(_mem_bytes(_mem_limit(s)) for s in SERVICES.values())
+    assert total <= 4 * 1024**3, f"memory limits add up to {total / 1024**3:.2f} GiB > 4 GiB"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_healthcheck_where_the_image_allows(name):
+    hc = SERVICES[name].get("healthcheck")
+    if name in NO_HEALTHCHECK_POSSIBLE:
+        assert hc is None, f"{name}: its image has no shell or client; a healthcheck would never pass"
+        return
+    assert hc and hc.get("test"), f"{name}: no healthcheck"
+    test = hc["test"]
+    if name == "loki":  # distroless: only the binary itself
+        assert test[:2] == ["CMD", "/usr/bin/loki"] and "-health" in test
+    for key in ("interval", "timeout", "retries"):
+        assert key in hc, f"{name}: healthcheck without {key}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_least_privilege(name):
+    svc = SERVICES[name]
+    assert not svc.get("privileged"), f"{name} is privileged"
+    assert "no-new-privileges:true" in svc.get("security_opt", []), f"{name}: no no-new-privileges"
+    assert svc.get("cap_drop") == ["ALL"], f"{name}: capabilities not dropped"
+    assert svc.get("network_mode") != "host" and svc.get("pid") != "host"
+    for vol in svc.get("volumes", []):
+        src, dst, *mode = vol.split(":")
+        assert "docker.sock" not in vol, f"{name} mounts the Docker socket"
+        if src.startswith("."):  # bind mount of config from the repo
+            assert mode == ["ro"], f"{name}: config mount {vol!r} is not read-only"
+            assert (REPO / src).is_dir(), f"{name}: mounts missing folder {src}"
+
+
+def test_named_volumes_keep_data():
+    want = {"prometheus": "/prometheus", "loki": "/loki", "grafana": "/var/lib/grafana",
+            "alertmanager": "/alertmanager"}
+    for name, path in want.items():
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES[name]["volumes"]}
+        assert path in mounts, f"{name}: nothing mounted at {path}"
+        assert mounts[path] in COMPOSE["volumes"], f"{name}: {path} is not a named volume"
+
+
+def test_depends_on_uses_conditions_on_existing_services():
+    for name, svc in SERVICES.items():
+        deps = svc.get("depends_on", {})
+        assert isinstance(deps, dict), f"{name}: depends_on without conditions"
+        for dep, spec in deps.items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            cond = spec["condition"]
+            assert cond in ("service_started", "service_healthy"), f"{name}->{dep}: {cond}"
+            if cond == "service_healthy":
+                assert SERVICES[dep].get("healthcheck"), f"{name} waits for {dep} healthy, which has no healthcheck"
+
+
+def test_grafana_is_protected():
+    env = SERVICES["grafana"]["environment"]
+    pw = env["GF_SECURITY_ADMIN_PASSWORD"]
+    assert pw.startswith("${GRAFANA_ADMIN_PASSWORD:?"), "Grafana password must be required from .env"
+    assert "admin" != _default(pw)
+    assert env.get("GF_AUTH_ANONYMOUS_ENABLED") == "false" or (
+        env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer")
+    mounts = SERVICES["grafana"]["volumes"]
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+    assert "./grafana/dashboards:/etc/grafana/dashboards:ro" in mounts
+
+
+def test_profile_files_selectable():
+    prom = " ".join(SERVICES["prometheus"]["command"])
+    am = " ".join(SERVICES["alertmanager"]["command"])
+    assert "--config.file=/etc/prometheus/${PROMETHEUS_CONFIG_FILE:-prometheus.yml}" in prom
+    assert "--config.file=/etc/alertmanager/${ALERTMANAGER_CONFIG_FILE:-alertmanager.yml}" in am
+    for flag in ("--web.enable-otlp-receiver", "--enable-feature=exemplar-storage",
+                 "--web.enable-lifecycle"):
+        assert flag in prom, f"prometheus started without {flag}"
+
+
+def test_demo_services_export_to_the_collector():
+    for name in DEMO_ROLES:
+        svc = SERVICES[name]
+        env = svc["environment"]
+        assert svc["command"] == ["demo-app", name]
+        assert env["OTEL_SERVICE_NAME"] == name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+
+
+def test_env_example_covers_compose_variables():
+    text = (REPO / ".env.example").read_text()
+    raw = (REPO / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{(\w+)(?::?[-?])", raw))
+    documented = set(re.findall(r"^#?(\w+)=", text, re.MULTILINE))
+    assert not used - documented, f".env.example does not mention {sorted(used - documented)}"
+    for secret in ("GRAFANA_ADMIN_PASSWORD", "DEMO_ADMIN_TOKEN"):
+        assert re.search(rf"^{secret}=$", text, re.MULTILINE), f"{secret} must be empty in .env.example"
+
+
+# ---- component configs: every address points at a real service and port ------------
+
+def _host_port(addr: str) -> tuple[str, int]:
+    addr = re.sub(r"^\w+://", "", _default(addr)).split("/", 1)[0]
+    host, port = addr.rsplit(":", 1)
+    return host, int(port)
+
+
+def _assert_listens(addr: str, where: str):
+    host, port = _host_port(addr)
+    assert host in PORTS, f"{where}: {addr} names no compose service"
+    assert port in PORTS[host][0], f"{where}: {host} does not listen on {port} ({sorted(PORTS[host][0])})"
+
+
+def _scrape_configs() -> list[dict]:
+    prom = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    jobs = list(prom.get("scrape_configs") or [])
+    for pattern in prom.get("scrape_config_files", []):
+        for f in sorted((REPO / "prometheus").glob(pattern)):
+            jobs += yaml.safe_load(f.read_text())["scrape_configs"]
+    return jobs
+
+
+def test_every_service_is_scraped_by_its_own_job():
+    jobs = {j["job_name"]: j for j in _scrape_configs()}
+    assert set(jobs) == set(SERVICES), (
+        f"jobs {sorted(set(jobs) ^ set(SERVICES))} do not match compose services one to one")
+    for name, job in jobs.items():
+        targets = [t for sc in job["static_configs"] for t in sc["targets"]]
+        assert targets, f"job {name} has no targets"
+        for t in targets:
+            host, _ = _host_port(t)
+            assert host == name, f"job {name} scrapes {t}, another service"
+            _assert_listens(t, f"scrape job {name}")
+
+
+def test_prometheus_alerting_and_rules():
+    prom = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    for am in prom["alerting"]["alertmanagers"]:
+        for t in am["static_configs"][0]["targets"]:
+            _assert_listens(t, "prometheus alerting")
+    assert prom["rule_files"] == ["rules/*.yml"]
+    assert prom["storage"]["tsdb"]["retention"], "retention must be bounded"
+
+
+OTEL = yaml.safe_load((REPO / "otel-collector" / "config.yml").read_text())
+
+
+def test_collector_exporters_point_at_real_services():
+    exp = OTEL["exporters"]
+    targets = {k: v["endpoint"] for k, v in exp.items() if "endpoint" in v}
+    assert targets, "no exporter endpoints"
+    for name, endpoint in targets.items():
+        _assert_listens(endpoint, f"collector exporter {name}")
+    assert _default(exp["otlp_http/prometheus"]["endpoint"]) == "http://prometheus:9090/api/v1/otlp"
+    assert _default(exp["otlp_http/loki"]["endpoint"]) == "http://loki:3100/otlp"
+    assert _host_port(exp["otlp_grpc/jaeger"]["endpoint"]) == ("jaeger", 4317)
+
+
+def test_collector_pipelines():
+    allowed = {"receivers": {"otlp"}, "processors": {"memory_limiter", "batch"},
+               "connectors": {"span_metrics"}, "exporters": {"otlp_grpc", "otlp_http", "debug"},
+               "extensions": {"health_check"}}
+    for kind, names in allowed.items():
+        used = {k.split("/")[0] for k in OTEL.get(kind, {})}
+        assert used <= names, f"{kind} {used - names} are not in the builder manifest's set"
+    pipes = OTEL["service"]["pipelines"]
+    assert set(pipes) == {"traces", "metrics", "logs"}
+    for name, p in pipes.items():
+        assert p["processors"][0] == "memory_limiter", f"{name}: memory_limiter must come first"
+        assert p["processors"][-1] == "batch"
+    assert "span_metrics" in pipes["traces"]["exporters"] and "span_metrics" in pipes["metrics"]["receivers"]
+    assert pipes["logs"]["exporters"] == ["otlp_http/loki"]
+
+
+def test_collector_and_jaeger_listen_on_all_interfaces():
+    jaeger = yaml.safe_load((REPO / "jaeger" / "jaeger.yml").read_text())
+    for where, cfg in (("otel-collector", OTEL), ("jaeger", jaeger)):
+        for proto in ("grpc", "http"):
+            ep = cfg["receivers"]["otlp"]["protocols"][proto]["endpoint"]
+            assert ep.startswith("0.0.0.0:"), f"{where} OTLP {proto} on {ep}: unreachable from other containers"
+            assert int(ep.rsplit(":", 1)[1]) in PORTS[where][0]
+        reader = cfg["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
+        assert reader["host"] == "0.0.0.0" and reader["port"] == 8888
+    assert OTEL["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+    assert jaeger["extensions"]["healthcheckv2"]["http"]["endpoint"].endswith(":13133")
+
+
+def test_jaeger_monitor_tab_reads_span_metrics_from_prometheus():
+    jaeger = yaml.safe_load((REPO / "jaeger" / "jaeger.yml").read_text())
+    ext = jaeger["extensions"]
+    metrics_store = ext["jaeger_query"]["storage"]["metrics"]
+    prom = ext["jaeger_storage"]["metric_backends"][metrics_store]["prometheus"]
+    _assert_listens(prom["endpoint"], "jaeger metrics backend")
+    # normalize_* give traces_span_metrics_calls_total / _duration_milliseconds_bucket.
+    assert prom["normalize_calls"] is True and prom["normalize_duration"] is True
+    traces_store = ext["jaeger_query"]["storage"]["traces"]
+    mem = ext["jaeger_storage"]["backends"][traces_store]
+    assert "memory" in mem and _default(str(mem["memory"]["max_traces"])).isdigit(), "unbounded trace store"
+
+
+def test_loki_config():
+    loki = yaml.safe_load((REPO / "loki" / "loki.yml").read_text())
+    assert loki["server"]["http_listen_port"] in PORTS["loki"][0]
+    schema = loki["schema_config"]["configs"][-1]
+    assert (schema["store"], schema["schema"]) == ("tsdb", "v13")
+    assert loki["compactor"]["retention_enabled"] is True
+    assert loki["limits_config"]["retention_period"] not in ("0", "0s")
+    # Data under /loki, the named volume in compose.
+    for path in (loki["common"]["path_prefix"], loki["compactor"]["working_directory"]):
+        assert path.startswith("/loki"), f"{path} is outside the loki-data volume"
+
+
+# ---- each component folder references only files inside itself ---------------------
+
+_MOUNTS = {  # folder -> where compose mounts it, plus the data volume paths it may use
+    "prometheus": ("/etc/prometheus", ["/prometheus"]),
+    "alertmanager": ("/etc/alertmanager", ["/alertmanager"]),
+    "loki": ("/etc/loki", ["/loki"]),
+    "jaeger": ("/etc/jaeger", []),
+    "otel-collector": ("/etc/otelcol", []),
+}
+
+
+@pytest.mark.parametrize("folder", sorted(_MOUNTS))
+def test_component_folder_is_self_contained(folder):
+    mount, data = _MOUNTS[folder]
+    base = REPO / folder
+    for f in sorted(base.rglob("*.y*ml")):
+        if f.name == "builder-config.yaml":
+            continue  # a build manifest, not read by the running component
+        text = f.read_text()
+        # Relative references must stay inside the folder.
+        for rel in re.findall(r"(?<![\w.])((?:\.\./)+[\w./*-]+)", re.sub(r"#.*", "", text)):
+            target = (f.parent / rel).resolve()
+            assert target.is_relative_to(base.resolve()), (
+                f"{f.relative_to(REPO)} references {rel}, outside {folder}/")
+        # Absolute file paths must be the folder's own mount or its data volume.
+        for path in re.findall(r"(?<![\w:/.])(/(?:etc|var|tmp|loki|prometheus|alertmanager)[\w./*-]*)", text):
+            ok = path.startswith(mount + "/") or any(path == d or path.startswith(d + "/") for d in data)
+            assert ok, f"{f.relative_to(REPO)} references {path}, outside {folder}/ and its volume"
+        for pattern in re.findall(r"^\s*-\s*(rules/\S+|[\w-]+\.yml)\s*$", text, re.MULTILINE):
+            if folder == "prometheus":
+                assert list(base.glob(pattern)), f"{f.relative_to(REPO)} lists {pattern}, which matches nothing"
+
+
+def test_compose_mounts_each_component_where_its_config_expects():
+    for folder, (mount, _) in _MOUNTS.items():
+        svc = "otel-collector" if folder == "otel-collector" else folder
+        assert f"./{folder}:{mount}:ro" in SERVICES[svc]["volumes"], f"{svc}: ./{folder} not at {mount}"

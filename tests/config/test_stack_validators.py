@@ -1,0 +1,134 @@
+"""The real validators on every config file (the same runs as `make validate`), plus
+proof that each one rejects a broken file with its own message and the file's name.
+
+Tools run from the pinned images or same-version twins (tests/tooling.py): a test skips
+naming the missing image, or fails when REQUIRED_IMAGES lists it.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scripts import validate
+from tests.tooling import REPO, run_tool
+
+CHECKS = validate.checks(REPO)
+
+
+def _run(check: validate.Check, root: Path = REPO) -> subprocess.CompletedProcess[str]:
+    if check.var is None:
+        if shutil.which("docker") is None:
+            pytest.skip("docker CLI not found (needed for `docker compose config`)")
+        return subprocess.run([check.entrypoint, *check.args], capture_output=True, text=True,
+                              env=validate.compose_env(root), cwd=root, timeout=120)
+    return run_tool(check.var, check.entrypoint, *check.args, mounts=check.mounts)
+
+
+def test_every_component_has_a_validator():
+    names = " ".join(c.name for c in CHECKS)
+    for expected in ("docker compose config", "promtool check config prometheus/prometheus.yml",
+                     "amtool check-config alertmanager/alertmanager.yml",
+                     "otelcol validate", "jaeger validate", "loki -verify-config"):
+        assert expected in names, f"make validate does not run {expected!r}"
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[c.name for c in CHECKS])
+def test_validator_accepts_config(check):
+    p = _run(check)
+    assert p.returncode == 0, (
+        f"{check.name} rejected {', '.join(check.files)}:\n{p.stdout}{p.stderr}")
+
+
+# ---- each validator must fail on a broken file -------------------------------------
+
+def _copy(tmp_path: Path, folder: str) -> Path:
+    shutil.copytree(REPO / folder, tmp_path / folder)
+    return tmp_path / folder
+
+
+def _check(root: Path, prefix: str) -> validate.Check:
+    return next(c for c in validate.checks(root) if c.name.startswith(prefix))
+
+
+def _assert_rejected(p, *needles: str):
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, f"validator accepted a broken file:\n{out}"
+    for n in needles:
+        assert n in out, f"validator output does not mention {n!r}:\n{out}"
+
+
+def test_promtool_rejects_broken_prometheus_config(tmp_path):
+    d = _copy(tmp_path, "prometheus")
+    # A scrape job pointing at a syntactically invalid target.
+    (d / "scrape_configs.yml").write_text(
+        (d / "scrape_configs.yml").read_text().replace("targets: [shop:8080]",
+                                                       "targets: ['shop:8080/metrics']"))
+    c = _check(tmp_path, "promtool check config prometheus/prometheus.yml")
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts),
+                     "prometheus.yml")
+
+
+def test_promtool_rejects_unknown_key(tmp_path):
+    d = _copy(tmp_path, "prometheus")
+    (d / "prometheus.yml").write_text((d / "prometheus.yml").read_text().replace(
+        "evaluation_interval: 15s", "evaluation_interval: 15s\n  evaluation_intervall: 15s"))
+    c = _check(tmp_path, "promtool check config prometheus/prometheus.yml")
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts),
+                     "prometheus.yml", "evaluation_intervall")
+
+
+def test_otelcol_rejects_unknown_component(tmp_path):
+    d = _copy(tmp_path, "otel-collector")
+    # A typo in a component name, the classic mistake after the 0.15x renames.
+    (d / "config.yml").write_text((d / "config.yml").read_text().replace(
+        "exporters: [otlp_grpc/jaeger, span_metrics]", "exporters: [otlp_grcp/jaeger, span_metrics]"))
+    c = _check(tmp_path, "otelcol validate")
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), "otlp_grcp")
+
+
+def test_jaeger_rejects_unknown_storage(tmp_path):
+    d = _copy(tmp_path, "jaeger")
+    (d / "jaeger.yml").write_text((d / "jaeger.yml").read_text().replace(
+        "trace_storage: memstore", "trace_storage: nostore"))
+    c = _check(tmp_path, "jaeger validate")
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), "nostore")
+
+
+def test_loki_rejects_unknown_key(tmp_path):
+    d = _copy(tmp_path, "loki")
+    (d / "loki.yml").write_text((d / "loki.yml").read_text().replace(
+        "retention_enabled: true", "retention_enabled: true\n  retention_enabld: true"))
+    c = _check(tmp_path, "loki -verify-config")
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), "retention_enabld")
+
+
+def test_compose_config_requires_grafana_password(tmp_path):
+    """Without .env and without the variable, compose refuses to start and says why."""
+    if shutil.which("docker") is None or subprocess.run(
+            ["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("docker compose not available")
+    shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    env = {k: v for k, v in validate.compose_env(tmp_path).items()
+           if k != "GRAFANA_ADMIN_PASSWORD"}
+    p = subprocess.run(["docker", "compose", "config", "-q"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    _assert_rejected(p, "GRAFANA_ADMIN_PASSWORD")
+
+
+def test_validate_script_reports_broken_file(tmp_path):
+    """`make validate` (scripts/validate.py) exits non-zero and names file and tool."""
+    if shutil.which("docker") is None or subprocess.run(
+            ["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("docker compose not available")
+    shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    (tmp_path / "docker-compose.yml").write_text(
+        (tmp_path / "docker-compose.yml").read_text().replace("mem_limit: 768m", "mem_limit: lots"))
+    p = subprocess.run(["python3", str(REPO / "scripts" / "validate.py"), "--root", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "FAIL  docker compose config" in p.stdout
+    assert "file(s): docker-compose.yml" in p.stdout
+    assert "mem_limit" in p.stdout, p.stdout
