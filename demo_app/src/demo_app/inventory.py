@@ -1,0 +1,169 @@
+"""inventory: the back service, with a small SQLite store."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .config import Settings
+from .faults import Faults
+from .telemetry import Telemetry
+from .web import DependencyUnavailable, build_app, fault_dependency
+
+log = logging.getLogger("demo_app.inventory")
+
+SEED = [
+    (1, "espresso beans", 1290, 40),
+    (2, "pour-over kettle", 4500, 12),
+    (3, "ceramic mug", 1500, 60),
+    (4, "burr grinder", 12900, 8),
+    (5, "paper filters", 450, 120),
+    (6, "milk jug", 2200, 25),
+]
+
+
+class Store:
+    """SQLite behind a lock; queries go through the OTel dbapi-traced connection."""
+
+    def __init__(self, path: str, telemetry: Telemetry, faults: Faults):
+        self._faults = faults
+        self._lock = threading.Lock()
+        self._raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._stock_gauge = telemetry.metrics.stock_level
+        self._initial: dict[int, int] = {}
+        if telemetry.enabled:
+            from opentelemetry.instrumentation.dbapi import instrument_connection
+
+            self._conn = instrument_connection(
+                "demo_app.inventory", self._raw, database_system="sqlite",
+                tracer_provider=telemetry.tracer_provider,
+            )
+        else:
+            self._conn = self._raw
+        with self._lock:
+            self._raw.execute(
+                "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " price_cents INTEGER NOT NULL, stock INTEGER NOT NULL)"
+            )
+            if self._raw.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0:
+                self._raw.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", SEED)
+            for item_id, name, _, stock in self._raw.execute("SELECT * FROM items").fetchall():
+                self._initial[item_id] = stock
+                self._stock_gauge.labels(name).set(stock)
+
+    def _check(self) -> None:
+        if self._faults.outage:
+            raise DependencyUnavailable("store unavailable (fault: outage)")
+
+    def ping(self) -> None:
+        self._check()
+        with self._lock:
+            self._raw.execute("SELECT 1").fetchone()
+
+    @staticmethod
+    def _row(row) -> dict:
+        return {"id": row[0], "name": row[1], "price_cents": row[2], "stock": row[3]}
+
+    def list_items(self) -> list[dict]:
+        self._check()
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("SELECT id, name, price_cents, stock FROM items ORDER BY id")
+            return [self._row(r) for r in cur.fetchall()]
+
+    def get_item(self, item_id: int) -> dict | None:
+        self._check()
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("SELECT id, name, price_cents, stock FROM items WHERE id = ?", (item_id,))
+            row = cur.fetchone()
+        return self._row(row) if row else None
+
+    def reserve(self, item_id: int, quantity: int, span) -> tuple[str, dict | None]:
+        """Returns ("reserved"|"insufficient"|"missing", item)."""
+        self._check()
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("UPDATE items SET stock = stock - ? WHERE id = ? AND stock >= ?", (quantity, item_id, quantity))
+            updated = cur.rowcount
+            cur.execute("SELECT id, name, price_cents, stock FROM items WHERE id = ?", (item_id,))
+            row = cur.fetchone()
+            if row is None:
+                return "missing", None
+            item = self._row(row)
+            if updated:
+                span.add_event("stock.reserved", {"demo.item.id": item_id, "demo.quantity": quantity})
+                self._stock_gauge.labels(item["name"]).set(item["stock"])
+                return "reserved", item
+            # Out of stock: refuse this one and restock so the demo keeps selling.
+            cur.execute("UPDATE items SET stock = ? WHERE id = ?", (self._initial[item_id], item_id))
+            span.add_event("stock.replenished", {"demo.item.id": item_id, "demo.stock": self._initial[item_id]})
+            self._stock_gauge.labels(item["name"]).set(self._initial[item_id])
+            return "insufficient", item
+
+    def close(self) -> None:
+        with self._lock:
+            self._raw.close()
+
+
+def create_app(settings: Settings, telemetry: Telemetry | None = None) -> FastAPI:
+    telemetry = telemetry or Telemetry("inventory")
+    faults = Faults()
+    faults.update_from_env(settings.fault_env)
+    store = Store(settings.db_path, telemetry, faults)
+    tracer = telemetry.tracer
+
+    async def check_store():
+        store.ping()
+
+    async def shutdown():
+        store.close()
+
+    app = build_app(
+        telemetry, title="inventory", faults=faults, admin_token=settings.admin_token,
+        checks={"store": check_store}, readiness_interval_s=settings.readiness_interval_s,
+        request_logs=settings.request_logs, on_shutdown=shutdown,
+    )
+    app.state.store = store
+    api = APIRouter(prefix="/api", dependencies=[Depends(fault_dependency)])
+
+    @api.get("/items")
+    async def list_items():
+        items = store.list_items()
+        return {"items": items, "count": len(items)}
+
+    @api.get("/items/{item_id}")
+    async def get_item(item_id: int):
+        item = store.get_item(item_id)
+        if item is None:
+            return JSONResponse({"error": f"item {item_id} not found"}, status_code=404)
+        return item
+
+    @api.post("/items/{item_id}/reserve")
+    async def reserve(item_id: int, request: Request):
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        quantity = body.get("quantity") if isinstance(body, dict) else None
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
+            return JSONResponse({"error": "body must be {\"quantity\": 1..100}"}, status_code=400)
+        with tracer.start_as_current_span("inventory.reserve") as span:
+            span.set_attribute("demo.item.id", item_id)
+            span.set_attribute("demo.quantity", quantity)
+            outcome, item = store.reserve(item_id, quantity, span)
+            span.set_attribute("demo.reserve.outcome", outcome)
+        if outcome == "missing":
+            return JSONResponse({"error": f"item {item_id} not found"}, status_code=404)
+        if outcome == "insufficient":
+            log.info("reservation refused: insufficient stock", extra={"item_id": item_id, "quantity": quantity})
+            return JSONResponse({"error": "insufficient stock", "item": item}, status_code=409)
+        log.info("reserved", extra={"item_id": item_id, "quantity": quantity, "stock": item["stock"]})
+        return {"reserved": quantity, "item": item}
+
+    app.include_router(api)
+    return app

@@ -1,0 +1,86 @@
+"""Prometheus metrics, named exactly as docs/conventions.md says.
+
+Each service gets its own CollectorRegistry so that several apps can live in one
+process (the unit tests run shop and inventory side by side).
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.exposition import choose_encoder
+
+from . import __version__
+
+# *_created series add nothing for our dashboards and double the sample count.
+disable_created_metrics()
+
+# Buckets from 5 ms to 10 s: the fault switch adds up to 10 s of latency.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics:
+    def __init__(self, service: str, role: str):
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.telemetry_export_errors = Counter(
+            "demo_telemetry_export_errors", "Failed OTLP export batches",
+            ["service", "signal"], registry=r,
+        )
+        for signal in ("traces", "logs"):
+            self.telemetry_export_errors.labels(service, signal)
+        self.build_info = Info("demo_build", "Build information", ["service"], registry=r)
+        self.build_info.labels(service).info(
+            {"version": __version__, "python_version": platform.python_version()}
+        )
+        if role in ("shop", "inventory"):
+            self.http_requests = Counter(
+                "demo_http_requests", "HTTP requests served",
+                ["service", "route", "method", "status_code"], registry=r,
+            )
+            self.http_duration = Histogram(
+                "demo_http_request_duration_seconds", "HTTP request latency",
+                ["service", "route", "method"], buckets=LATENCY_BUCKETS, registry=r,
+            )
+            self.in_flight = Gauge(
+                "demo_http_requests_in_flight", "HTTP requests being served",
+                ["service"], registry=r,
+            )
+            self.in_flight.labels(service)
+            self.readiness = Gauge(
+                "demo_readiness", "1 when the readiness check passes, 0 when not",
+                ["service", "check"], registry=r,
+            )
+        if role == "shop":
+            self.orders = Counter("demo_orders", "Checkout outcomes", ["result"], registry=r)
+            for result in ("placed", "rejected", "failed"):
+                self.orders.labels(result)
+        if role == "inventory":
+            self.stock_level = Gauge("demo_stock_level", "Units in stock", ["item"], registry=r)
+        if role == "loadgen":
+            self.loadgen_requests = Counter(
+                "demo_loadgen_requests", "Requests sent by the load generator",
+                ["endpoint", "outcome"], registry=r,
+            )
+        if role == "alert-sink":
+            self.notifications = Counter(
+                "alert_sink_notifications", "Webhook notifications accepted",
+                ["receiver", "status"], registry=r,
+            )
+            self.alerts = Counter(
+                "alert_sink_alerts", "Alerts received inside notifications",
+                ["alertname", "status"], registry=r,
+            )
+            self.rejected = Counter(
+                "alert_sink_rejected", "Webhook requests rejected", ["reason"], registry=r,
+            )
+            self.stored = Gauge(
+                "alert_sink_stored_notifications", "Notifications kept in memory", registry=r,
+            )
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """Exposition in the format the scraper asks for (OpenMetrics carries exemplars)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type

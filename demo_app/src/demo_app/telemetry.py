@@ -1,0 +1,234 @@
+"""OpenTelemetry setup (traces + logs over OTLP/HTTP) and JSON logging to stdout.
+
+Everything is driven by the standard OTEL_* variables; the SDK and exporters read
+them themselves (endpoint, headers, timeout, sampler, BSP/BLRP queue sizes ...).
+Telemetry must never take a service down: spans and log records go through batch
+processors with bounded queues (dropped when full), exports run on background
+threads, and failed exports are counted in demo_telemetry_export_errors_total.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from pythonjsonlogger.json import JsonFormatter
+
+from . import __version__
+from .metrics import ServiceMetrics
+
+# Set by the HTTP middleware for the duration of a request.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+service_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("service", default=None)
+
+_log = logging.getLogger("demo_app.telemetry")
+
+
+def telemetry_enabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "false").strip().lower() != "true"
+
+
+def build_resource(role: str) -> Resource:
+    resource = Resource.create({"service.version": __version__})
+    name = str(resource.attributes.get("service.name", ""))
+    if not name or name.startswith("unknown_service"):
+        # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win; the role is the fallback.
+        resource = resource.merge(Resource({"service.name": role}))
+    return resource
+
+
+class CountingSpanExporter(SpanExporter):
+    """Delegates to a real exporter and counts failed batches (never raises)."""
+
+    def __init__(self, inner: SpanExporter, metrics: ServiceMetrics):
+        self._inner = inner
+        self._errors = metrics.telemetry_export_errors.labels(metrics.service, "traces")
+
+    def export(self, spans: Sequence) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception:  # an exporter bug must not kill the worker thread
+            _log.exception("trace export raised")
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._errors.inc()
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class CountingLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, metrics: ServiceMetrics):
+        self._inner = inner
+        self._errors = metrics.telemetry_export_errors.labels(metrics.service, "logs")
+
+    def export(self, batch: Sequence) -> LogRecordExportResult:
+        try:
+            result = self._inner.export(batch)
+        except Exception:
+            _log.exception("log export raised")
+            result = LogRecordExportResult.FAILURE
+        if result is not LogRecordExportResult.SUCCESS:
+            self._errors.inc()
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def _exporter_kind(signal: str) -> str:
+    # OTEL_TRACES_EXPORTER / OTEL_LOGS_EXPORTER: "otlp" (default) or "none".
+    return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").strip().lower() or "otlp"
+
+
+class Telemetry:
+    """Per-service telemetry: tracer provider, logger provider and Prometheus metrics."""
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        enabled: bool | None = None,
+        span_exporter: SpanExporter | None = None,
+        log_exporter: LogRecordExporter | None = None,
+    ):
+        self.enabled = telemetry_enabled() if enabled is None else enabled
+        self.resource = build_resource(role)
+        self.service = str(self.resource.attributes["service.name"])
+        self.role = role
+        self.metrics = ServiceMetrics(self.service, role)
+        self.tracer_provider: trace.TracerProvider
+        self.logger_provider: LoggerProvider | None = None
+        self.otlp_log_handler: logging.Handler | None = None
+        # Telemetry misconfiguration degrades telemetry, never the service; logged at start.
+        self.config_errors: list[str] = []
+        if not self.enabled:
+            self.tracer_provider = trace.NoOpTracerProvider()
+        else:
+            tp = TracerProvider(resource=self.resource)
+            if span_exporter is None and _exporter_kind("traces") == "otlp":
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                span_exporter = OTLPSpanExporter()
+            if span_exporter is not None:
+                # BatchSpanProcessor: bounded queue (OTEL_BSP_MAX_QUEUE_SIZE), drops when full.
+                try:
+                    tp.add_span_processor(BatchSpanProcessor(CountingSpanExporter(span_exporter, self.metrics)))
+                except ValueError as exc:  # e.g. OTEL_BSP_* inconsistent: serve without traces
+                    self.config_errors.append(f"traces disabled: {exc}")
+            self.tracer_provider = tp
+
+            lp = LoggerProvider(resource=self.resource)
+            if log_exporter is None and _exporter_kind("logs") == "otlp":
+                from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+                log_exporter = OTLPLogExporter()
+            if log_exporter is not None:
+                try:
+                    lp.add_log_record_processor(
+                        BatchLogRecordProcessor(CountingLogExporter(log_exporter, self.metrics))
+                    )
+                    self.logger_provider = lp
+                    self.otlp_log_handler = make_otlp_log_handler(lp)
+                except ValueError as exc:  # e.g. OTEL_BLRP_* inconsistent
+                    self.config_errors.append(f"OTLP logs disabled: {exc}")
+        self.tracer = self.tracer_provider.get_tracer("demo_app", __version__)
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.logger_provider):
+            shutdown = getattr(provider, "shutdown", None)
+            if shutdown is not None:
+                try:
+                    shutdown()
+                except Exception:
+                    _log.exception("telemetry shutdown failed")
+
+
+# ---------------------------------------------------------------- logging
+
+
+class DemoJsonFormatter(JsonFormatter):
+    """JSON lines with the fields of docs/conventions.md."""
+
+    def __init__(self, service: str):
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True,
+        )
+        self.default_service = service
+
+    def add_fields(self, log_record, record, message_dict):
+        super().add_fields(log_record, record, message_dict)
+        log_record.pop("color_message", None)  # uvicorn's ANSI copy of the message
+        log_record["service"] = service_var.get() or self.default_service
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            log_record["trace_id"] = format(ctx.trace_id, "032x")
+            log_record["span_id"] = format(ctx.span_id, "016x")
+        else:
+            log_record["trace_id"] = None
+            log_record["span_id"] = None
+        log_record["request_id"] = request_id_var.get()
+
+
+class _OtlpRecordFilter(logging.Filter):
+    """Adds request_id for the OTLP copy; keeps the exporters' own complaints out of
+    the OTLP pipeline (they fail exactly when that pipeline is down: stdout has them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("opentelemetry"):
+            return False
+        rid = request_id_var.get()
+        if rid is not None:
+            record.request_id = rid
+        return True
+
+
+def make_otlp_log_handler(logger_provider: LoggerProvider) -> logging.Handler:
+    # The handler from opentelemetry-instrumentation-logging (the SDK's is deprecated);
+    # trace_id/span_id travel in the OTLP record's own fields.
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    handler = LoggingHandler(logger_provider=logger_provider)
+    handler.addFilter(_OtlpRecordFilter())
+    return handler
+
+
+def configure_logging(telemetry: Telemetry, level: str = "INFO", stream=None) -> None:
+    """Root logger -> JSON on stdout, plus the same records over OTLP."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    stdout = logging.StreamHandler(stream or sys.stdout)
+    stdout.setFormatter(DemoJsonFormatter(telemetry.service))
+    root.addHandler(stdout)
+    if telemetry.otlp_log_handler is not None:
+        root.addHandler(telemetry.otlp_log_handler)
+    root.setLevel(level)
+    for err in telemetry.config_errors:
+        _log.error("telemetry configuration error: %s", err)
+    # uvicorn's access log duplicates our request log; its error log is kept.
+    logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request at INFO; the spans and our request log cover that.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

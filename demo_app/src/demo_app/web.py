@@ -1,0 +1,248 @@
+"""What shop and inventory share: RED middleware, health, metrics, fault API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from .faults import FaultError, Faults, InjectedFault
+from .telemetry import Telemetry, request_id_var, service_var
+
+log = logging.getLogger("demo_app.http")
+
+# A readiness check returns None when fine, or raises with a reason.
+Check = Callable[[], Awaitable[None]]
+UNMATCHED_ROUTE = "unmatched"
+NOT_INSTRUMENTED = "healthz,readyz,metrics"
+
+
+class DependencyUnavailable(Exception):
+    """A downstream (inventory for shop, the store for inventory) is unavailable."""
+
+
+class REDMiddleware:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request id, in-flight
+    gauge, request counter and latency histogram with trace_id exemplars, one log line."""
+
+    def __init__(self, app, telemetry: Telemetry, request_logs: bool = True):
+        self.app = app
+        self.t = telemetry
+        self.m = telemetry.metrics
+        self.request_logs = request_logs
+        self.in_flight = self.m.in_flight.labels(telemetry.service)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = None
+        for k, v in scope.get("headers", ()):
+            if k == b"x-request-id":
+                rid = v.decode("latin-1")[:64]
+                break
+        rid = rid or uuid.uuid4().hex
+        tok_r = request_id_var.set(rid)
+        tok_s = service_var.set(self.t.service)
+        status = 500
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [rid_header]
+            await send(message)
+
+        start = time.perf_counter()
+        self.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.in_flight.dec()
+            route_obj = scope.get("route")
+            route = getattr(route_obj, "path", None) or UNMATCHED_ROUTE
+            method = scope["method"]
+            ctx = trace.get_current_span().get_span_context()
+            exemplar = {"trace_id": format(ctx.trace_id, "032x")} if ctx.is_valid and ctx.trace_flags.sampled else None
+            self.m.http_requests.labels(self.t.service, route, method, str(status)).inc(exemplar=exemplar)
+            self.m.http_duration.labels(self.t.service, route, method).observe(elapsed, exemplar=exemplar)
+            if self.request_logs and route not in ("/metrics", "/healthz", "/readyz"):
+                log.log(
+                    logging.WARNING if status >= 500 else logging.INFO,
+                    "%s %s -> %d",
+                    method,
+                    route,
+                    status,
+                    extra={"http_method": method, "http_route": route, "status_code": status,
+                           "duration_ms": round(elapsed * 1000, 3)},
+                )
+            request_id_var.reset(tok_r)
+            service_var.reset(tok_s)
+
+
+def _record_on_span(exc: BaseException) -> None:
+    span = trace.get_current_span()
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
+
+
+def build_app(
+    telemetry: Telemetry,
+    *,
+    title: str,
+    faults: Faults,
+    admin_token: str,
+    checks: dict[str, Check],
+    readiness_interval_s: float,
+    request_logs: bool = True,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    m = telemetry.metrics
+    service = telemetry.service
+    readiness_gauges = {name: m.readiness.labels(service, name) for name in checks}
+
+    async def run_checks() -> dict[str, dict]:
+        results = {}
+        for name, check in checks.items():
+            start = time.perf_counter()
+            try:
+                await check()
+                res = {"status": "ok"}
+            except Exception as exc:  # every failure is a "not ready", never a crash
+                res = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"}
+            res["duration_ms"] = round((time.perf_counter() - start) * 1000, 3)
+            readiness_gauges[name].set(1 if res["status"] == "ok" else 0)
+            results[name] = res
+        return results
+
+    async def readiness_loop():
+        # Keeps demo_readiness fresh without anyone probing /readyz (alerts read it).
+        previous = None
+        while True:
+            results = await run_checks()
+            state = {k: v["status"] for k, v in results.items()}
+            if state != previous:
+                log.log(
+                    logging.INFO if all(s == "ok" for s in state.values()) else logging.WARNING,
+                    "readiness changed: %s", state, extra={"readiness": state},
+                )
+                previous = state
+            await asyncio.sleep(readiness_interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        log.info("%s starting", service, extra={"faults": faults.state()})
+        task = asyncio.create_task(readiness_loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if on_shutdown is not None:
+                await on_shutdown()
+            log.info("%s stopped", service)
+            telemetry.shutdown()
+
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.telemetry = telemetry
+    app.state.faults = faults
+    app.state.run_checks = run_checks
+
+    @app.exception_handler(InjectedFault)
+    async def _injected(request: Request, exc: InjectedFault):
+        _record_on_span(exc)
+        log.warning("injected fault", extra={"error": str(exc)})
+        return JSONResponse({"error": str(exc)}, status_code=500)
+
+    @app.exception_handler(DependencyUnavailable)
+    async def _unavailable(request: Request, exc: DependencyUnavailable):
+        _record_on_span(exc)
+        log.error("dependency unavailable: %s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=503)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz")
+    async def readyz():
+        results = await run_checks()
+        ready = all(r["status"] == "ok" for r in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "service": service, "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics")
+    async def metrics(request: Request):
+        body, content_type = m.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    admin = APIRouter()
+
+    def _auth_error(request: Request) -> JSONResponse | None:
+        if not admin_token:
+            return JSONResponse({"error": "admin API disabled: DEMO_ADMIN_TOKEN is not set"}, status_code=403)
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), admin_token.encode()):
+            return JSONResponse(
+                {"error": "missing or wrong bearer token (Authorization: Bearer $DEMO_ADMIN_TOKEN)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return None
+
+    @admin.get("/admin/faults")
+    async def get_faults(request: Request):
+        return _auth_error(request) or faults.state()
+
+    @admin.post("/admin/faults")
+    async def set_faults(request: Request):
+        if (err := _auth_error(request)) is not None:
+            return err
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return JSONResponse({"error": f"body is not valid JSON: {exc}"}, status_code=400)
+        try:
+            state = faults.update(body)
+        except FaultError as exc:
+            return JSONResponse({"error": str(exc), "details": exc.errors}, status_code=400)
+        log.warning("faults set", extra={"faults": state})
+        return state
+
+    @admin.delete("/admin/faults")
+    async def clear_faults(request: Request):
+        if (err := _auth_error(request)) is not None:
+            return err
+        state = faults.clear()
+        log.warning("faults cleared", extra={"faults": state})
+        return state
+
+    app.include_router(admin)
+    app.add_middleware(REDMiddleware, telemetry=telemetry, request_logs=request_logs)
+    if telemetry.enabled:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=telemetry.tracer_provider, excluded_urls=NOT_INSTRUMENTED
+        )
+    return app
+
+
+async def fault_dependency(request: Request) -> None:
+    """FastAPI dependency for /api routes: latency and error-ratio faults."""
+    await request.app.state.faults.apply(trace.get_current_span())

@@ -1,0 +1,65 @@
+"""JSON log lines on stdout carry trace/span/request ids; the same records go over OTLP."""
+
+import io
+import json
+
+from fastapi.testclient import TestClient
+
+from demo_app.telemetry import configure_logging
+
+
+def test_request_logs_are_json_with_trace_ids(stack):
+    out = io.StringIO()
+    configure_logging(stack.shop_tel, "INFO", stream=out)
+    with TestClient(stack.shop_app) as client:
+        r = client.post("/api/checkout", json={"product_id": 5, "quantity": 2},
+                        headers={"X-Request-ID": "req-abc-123"})
+        assert r.status_code == 200
+        assert r.headers["x-request-id"] == "req-abc-123"
+        spans = stack.flush()
+        otlp = stack.logs.get_finished_logs()
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    placed = [rec for rec in lines if rec["message"] == "order placed"]
+    assert len(placed) == 1
+    rec = placed[0]
+    for field in ("timestamp", "level", "logger", "message", "service", "trace_id", "span_id", "request_id"):
+        assert field in rec, field
+    assert rec["level"] == "INFO" and rec["logger"] == "demo_app.shop" and rec["service"] == "shop"
+    assert rec["request_id"] == "req-abc-123"
+    checkout = next(s for s in spans if s.name == "shop.checkout")
+    assert rec["trace_id"] == format(checkout.context.trace_id, "032x")
+    assert rec["span_id"] == format(checkout.context.span_id, "016x")
+
+    access = [rec for rec in lines if rec["message"] == "POST /api/checkout -> 200"]
+    assert access and access[0]["status_code"] == 200 and access[0]["trace_id"] == rec["trace_id"]
+
+    # the OTLP copy of the same record: same trace/span ids, request_id attribute
+    otlp_placed = [r.log_record for r in otlp if r.log_record.body == "order placed"]
+    assert len(otlp_placed) == 1
+    lr = otlp_placed[0]
+    assert format(lr.trace_id, "032x") == rec["trace_id"]
+    assert format(lr.span_id, "016x") == rec["span_id"]
+    assert lr.attributes["request_id"] == "req-abc-123"
+    assert lr.attributes["order_id"] == r.json()["order_id"]
+
+
+def test_request_id_is_forwarded_to_inventory(stack):
+    out = io.StringIO()
+    configure_logging(stack.shop_tel, "INFO", stream=out)
+    with TestClient(stack.shop_app) as client:
+        client.get("/api/products", headers={"X-Request-ID": "req-fwd-1"})
+        stack.flush()
+    inv = [json.loads(line) for line in out.getvalue().splitlines()
+           if '"service": "inventory"' in line and "GET /api/items" in line]
+    assert inv and inv[0]["request_id"] == "req-fwd-1"
+
+
+def test_log_lines_outside_requests_have_null_ids(stack):
+    import logging
+
+    out = io.StringIO()
+    configure_logging(stack.shop_tel, "INFO", stream=out)
+    logging.getLogger("demo_app.test").info("hello")
+    rec = json.loads(out.getvalue().splitlines()[-1])
+    assert rec["message"] == "hello" and rec["trace_id"] is None and rec["request_id"] is None
