@@ -353,3 +353,24 @@ def test_compose_mounts_each_component_where_its_config_expects():
     for folder, (mount, _) in _MOUNTS.items():
         svc = "otel-collector" if folder == "otel-collector" else folder
         assert f"./{folder}:{mount}:ro" in SERVICES[svc]["volumes"], f"{svc}: ./{folder} not at {mount}"
+
+
+# ---- addresses in the other components' files (owned elsewhere, checked here) -------
+
+def test_grafana_datasources_point_at_real_services():
+    f = REPO / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+    if not f.exists():
+        pytest.skip(f"{f.relative_to(REPO)} not written yet")
+    ds = yaml.safe_load(f.read_text())["datasources"]
+    urls = [d["url"] for d in ds if "url" in d]
+    assert urls, "no datasource URLs"
+    for u in urls:
+        _assert_listens(u, f"grafana datasource {u}")
+
+
+def test_alertmanager_webhooks_point_at_real_services():
+    am = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
+    hooks = [w["url"] for r in am.get("receivers", []) for w in r.get("webhook_configs", [])]
+    assert hooks, "no webhook receiver: alerts would go nowhere"
+    for u in hooks:
+        _assert_listens(u, "alertmanager webhook")
