@@ -26,6 +26,7 @@ E2E_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
 _signal_of: dict[str, str] = {}
 _outcomes: dict[str, dict[str, tuple[str, str]]] = {}
+_skipped_tier: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,8 +39,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if E2E_DIR in Path(item.path).parents:
             mark = item.get_closest_marker("signal")
             _signal_of[item.nodeid] = mark.args[0] if mark else "stack"
-    # The resilience tests stop and recreate services: run them after everything else.
-    items.sort(key=lambda it: _signal_of.get(it.nodeid) == "resilience")
+    e2e_items = [it for it in items if it.nodeid in _signal_of]
+    if e2e_items and not required_images():
+        reason = _no_engine_reason()
+        if reason:  # one message for the whole tier (terminal summary), not one per test
+            _skipped_tier.append(f"e2e tier skipped ({len(e2e_items)} tests): {reason}")
+            config.hook.pytest_deselected(items=e2e_items)
+            items[:] = [it for it in items if it.nodeid not in _signal_of]
+            return
+    # Alerts first: the error alert's burn-rate windows span the whole (short) history of a
+    # young stack, so it resolves soonest then. Resilience last: it stops and recreates services.
+    rank = {"stack": 1, "alerts": 2, "resilience": 9}
+    items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
 def _compose_v2() -> bool:
@@ -47,12 +58,18 @@ def _compose_v2() -> bool:
         ["docker", "compose", "version"], capture_output=True).returncode == 0
 
 
+def _no_engine_reason() -> str | None:
+    if not docker_works():
+        return "no Docker engine (`docker info` fails)"
+    if not _compose_v2():
+        return "no Docker Compose v2 (`docker compose version` fails)"
+    return None
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    if not docker_works():
-        pytest.skip("e2e tier skipped: no Docker engine (`docker info` fails)")
-    if not _compose_v2():
-        pytest.skip("e2e tier skipped: no Docker Compose v2 (`docker compose version` fails)")
+    if reason := _no_engine_reason():  # only reached when REQUIRED_IMAGES is set
+        pytest.fail(f"{reason}, but REQUIRED_IMAGES lists {sorted(required_images())}")
     if not COMPOSE_FILE.exists():
         pytest.fail(f"{COMPOSE_FILE} is missing")
 
@@ -190,6 +207,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _skipped_tier:
+        terminalreporter.write_line(_skipped_tier[0], yellow=True)
     if not _outcomes:
         return
     verdicts = _signal_verdicts()

@@ -56,3 +56,16 @@ def test_fault_switch_needs_the_generated_token(stack: st.Stack) -> None:
     r = requests.get(st.url("shop", "/admin/faults"), headers=stack.admin_headers, timeout=5)
     assert r.status_code == 200, r.text
     assert r.json()["error_ratio"] == 0, f"a fault is set at start: {r.json()}"
+
+
+@pytest.mark.services("otel-collector", "prometheus")
+def test_collector_health_check_answers_inside_the_network(stack: st.Stack) -> None:
+    # The collector image has no shell, hence no compose healthcheck: ask its health_check
+    # extension from a neighbour that has busybox wget (13133 is not published).
+    def healthy() -> str:
+        out = stack.compose("exec", "-T", "prometheus", "wget", "-q", "-O", "-",
+                            "http://otel-collector:13133/", timeout=30).stdout
+        assert "available" in out.lower(), out
+        return out
+
+    st.poll_until(healthy, 60, "the collector's health_check extension (otel-collector:13133) answers", interval=3)

@@ -1,0 +1,111 @@
+"""Alerts: with the drill profile (5 s scrape/evaluation, short Alertmanager grouping), the
+shop's fault switch makes the error alert fire in Prometheus, appear in Alertmanager and
+reach the alert sink; clearing it delivers the resolved notification. The Watchdog reaches
+the sink on its own. Alert names: docs/conventions.md "Alerts" / prometheus/rules/."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.e2e import stack as st
+
+pytestmark = [pytest.mark.e2e, pytest.mark.signal("alerts")]
+ERRORS_ALERT = "DemoErrorBudgetBurnFast"
+WATCHDOG = "Watchdog"
+# The burn-rate alert has no `for:` and ORs a 1h/5m pair with a 6h/30m pair; on a young
+# stack every window spans the whole history, so after the fault the 30m ratio stays above
+# 0.6 % until ~(fault errors / 0.006) requests have passed. A 5 % error ratio, held only
+# until the alert fires, crosses the 1.44 % fast-burn threshold and still lets the alert
+# resolve within minutes; a 100 % ratio would keep it firing for half an hour.
+ERROR_RATIO = 0.05
+
+
+def sink_alerts(alertname: str, status: str) -> list[dict]:
+    return st.get_json("alert-sink", "/api/alerts", params={"alertname": alertname, "status": status})["alerts"]
+
+
+def prom_alert_state(alertname: str, service: str) -> str:
+    alerts = st.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"]
+    states = {a["state"] for a in alerts
+              if a["labels"].get("alertname") == alertname and a["labels"].get("service") == service}
+    return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
+
+
+def alert_rule(alertname: str) -> dict:
+    groups = st.get_json("prometheus", "/api/v1/rules", params={"type": "alert"})["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"] if r["name"] == alertname]
+    assert rules, f"Prometheus has no alerting rule {alertname}"
+    return rules[0]
+
+
+@pytest.mark.services("prometheus", "alertmanager", "alert-sink")
+def test_watchdog_reaches_the_sink(warm: st.Stack) -> None:
+    st.poll_until(lambda: sink_alerts(WATCHDOG, "firing"), 120,
+                  f"a firing {WATCHDOG} notification reaches the alert sink", interval=2)
+
+
+@pytest.mark.services("prometheus", "alertmanager", "alert-sink", "shop", "inventory", "loadgen")
+def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> None:
+    assert warm.env.get("PROMETHEUS_CONFIG_FILE") and warm.env.get("ALERTMANAGER_CONFIG_FILE"), (
+        f"the drill profile is missing (prometheus/prometheus.drill.yml, alertmanager/alertmanager.drill.yml): "
+        f"{st.drill_profile()}")
+    rule = alert_rule(ERRORS_ALERT)
+    hold_s = float(rule.get("duration") or 0)
+    assert prom_alert_state(ERRORS_ALERT, "shop") == "inactive", "the error alert fires before any fault"
+    already = {a["notification_id"] for a in sink_alerts(ERRORS_ALERT, "firing")}
+    faults = st.url("shop", "/admin/faults")
+
+    t_fault = time.monotonic()
+    r = requests.post(faults, json={"error_ratio": ERROR_RATIO}, headers=warm.admin_headers, timeout=10)
+    assert r.status_code == 200 and r.json()["error_ratio"] == ERROR_RATIO, r.text
+    states: list[str] = []
+    try:
+        def firing() -> bool:
+            state = prom_alert_state(ERRORS_ALERT, "shop")
+            if not states or states[-1] != state:
+                states.append(state)
+            return state == "firing"
+
+        st.poll_until(firing, 300, f"{ERRORS_ALERT}{{service=shop}} fires in Prometheus with "
+                      f"error_ratio={ERROR_RATIO} on shop", interval=0.5)
+        fired_s = time.monotonic() - t_fault
+    finally:
+        # Hold the fault no longer than needed (see ERROR_RATIO), whatever happened.
+        cleared = requests.delete(faults, headers=warm.admin_headers, timeout=10)
+        t_clear = time.monotonic()
+    assert cleared.status_code == 200 and cleared.json()["error_ratio"] == 0, cleared.text
+    if hold_s > 0:
+        assert states[:1] == ["inactive"] and "pending" in states, (
+            f"{ERRORS_ALERT} has for: {hold_s}s but went {' -> '.join(states)}")
+    else:  # no `for:` in the rule: Prometheus has no pending phase for it
+        assert states[-2:] == ["inactive", "firing"], f"states seen: {states}"
+
+    def in_alertmanager() -> dict:
+        alerts = st.get_json("alertmanager", "/api/v2/alerts",
+                             params={"filter": f'alertname="{ERRORS_ALERT}"', "active": "true"})
+        ours = [a for a in alerts if a["labels"].get("service") == "shop"]
+        assert ours, f"not in Alertmanager yet: {[a['labels'] for a in alerts]}"
+        return ours[0]
+
+    am_alert = st.poll_until(in_alertmanager, 60, f"{ERRORS_ALERT}{{service=shop}} is active in Alertmanager")
+    receivers = {x["name"] for x in am_alert.get("receivers") or []}
+
+    def at_sink(status: str) -> dict:
+        found = [a for a in sink_alerts(ERRORS_ALERT, status)
+                 if a["labels"].get("service") == "shop" and a["notification_id"] not in already]
+        assert found, f"no new {status} {ERRORS_ALERT} notification at the sink yet"
+        return found[-1]
+
+    firing_note = st.poll_until(lambda: at_sink("firing"), 120,
+                                f"a firing {ERRORS_ALERT} notification reaches the alert sink", interval=1)
+    st.MEASUREMENTS.setdefault("fault_to_notification_s", {})[ERRORS_ALERT] = round(time.monotonic() - t_fault, 1)
+    st.MEASUREMENTS.setdefault("fault_to_firing_in_prometheus_s", {})[ERRORS_ALERT] = round(fired_s, 1)
+    assert firing_note["receiver"] in receivers, (firing_note["receiver"], receivers)
+
+    st.poll_until(lambda: at_sink("resolved"), 600,
+                  f"the resolved {ERRORS_ALERT} notification reaches the sink after the fault was cleared",
+                  interval=2)
+    st.MEASUREMENTS.setdefault("clear_to_resolved_s", {})[ERRORS_ALERT] = round(time.monotonic() - t_clear, 1)
+    st.MEASUREMENTS.setdefault("alert_states_seen", {})[ERRORS_ALERT] = states
