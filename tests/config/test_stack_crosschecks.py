@@ -123,6 +123,8 @@ def test_healthcheck_where_the_image_allows(name):
         assert test[:2] == ["CMD", "/usr/bin/loki"] and "-health" in test
     for key in ("interval", "timeout", "retries"):
         assert key in hc, f"{name}: healthcheck without {key}"
+    for port in re.findall(r"localhost:(\d+)", " ".join(test)):
+        assert int(port) in PORTS[name][0], f"{name}: healthcheck probes port {port}, not one it listens on"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
