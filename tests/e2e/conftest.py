@@ -141,6 +141,9 @@ def _needed_services(request: pytest.FixtureRequest) -> None:
     mark = request.node.get_closest_marker("services")
     if mark is None:
         return
+    signal = _signal_of.get(request.node.nodeid, "stack")
+    extra = set(mark.args) - set(st.SIGNALS.get(signal, mark.args))
+    assert not extra, f"{request.node.name} needs {extra}, missing from stack.SIGNALS[{signal!r}]"
     s: st.Stack = request.getfixturevalue("stack")
     for svc in mark.args:
         if svc not in s.plan.image_vars:
@@ -234,6 +237,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_line("peak memory (MiB, limit): " + ", ".join(
             f"{svc} {v['peak_mib']:.0f}/{v['limit_mib']:.0f}" for svc, v in m["peak_memory"].items())
             + f"; sum of peaks {total:.0f} MiB ({m.get('memory_samples', 0)} samples)")
+    if "started" in m:
+        tr.write_line("service x signal (+ running, - not started, . not needed):")
+        for line in st.matrix(m["started"], [*m["started"], *m.get("not_started", {})]):
+            tr.write_line("  " + line)
     if m.get("not_started"):
         tr.write_line("not started: " + "; ".join(f"{k}: {v}" for k, v in m["not_started"].items()))
     tr.write_line(f"written to {RESULTS_FILE.relative_to(REPO)}")

@@ -35,10 +35,20 @@ SIGNALS: dict[str, tuple[str, ...]] = {
     "metrics": ("prometheus", "otel-collector", "shop", "inventory", "loadgen"),
     "traces": ("jaeger", "otel-collector", "prometheus", "shop", "inventory"),
     "logs": ("loki", "otel-collector", "jaeger", "shop", "inventory"),
-    "alerts": ("prometheus", "alertmanager", "alert-sink", "shop"),
+    "alerts": ("prometheus", "alertmanager", "alert-sink", "shop", "inventory", "loadgen"),
     "dashboards": ("grafana", "prometheus", "loki", "jaeger", "alertmanager"),
-    "resilience": ("otel-collector", "prometheus", "shop", "inventory"),
+    "resilience": ("otel-collector", "prometheus", "shop", "inventory", "jaeger"),
 }
+
+
+def matrix(started: list[str], columns: list[str]) -> list[str]:
+    """The service x signal matrix as text: + needed and running, - needed but not started."""
+    width = max(map(len, SIGNALS))
+    lines = [" " * width + "  " + " ".join(columns)]
+    for signal, needs in SIGNALS.items():
+        cells = [("+" if c in started else "-") if c in needs else "." for c in columns]
+        lines.append(signal.ljust(width) + "  " + " ".join(x.center(len(c)) for x, c in zip(cells, columns)))
+    return lines
 # What the session learns and prints at the end (and writes to build/).
 MEASUREMENTS: dict[str, Any] = {}
 _IMAGE_REF = re.compile(r"\$\{(\w+_IMAGE):-[^}]+\}")
