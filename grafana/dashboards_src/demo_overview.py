@@ -130,10 +130,11 @@ def build() -> dash.Dashboard:
             .show_time(True).wrap_log_message(True).enable_log_details(True)
             .sort_order(cm.LogsSortOrder.DESCENDING)
             .with_target(loki('{service_name=~"$service"}', max_lines=200)), 24, 10)
-    lay.add(table.Panel().title("Slowest traces of $service").datasource(JAEGER)
-            .description("Jaeger trace search for the service, sorted by duration. Click a trace "
-                         "ID to open it; from a span, 'Logs for this span' opens its logs in Loki.")
+    lay.add(table.Panel().title("Slowest of the latest 100 traces: $service").datasource(JAEGER)
+            .description("Jaeger's trace search for the service (newest first, as Jaeger returns "
+                         "them), sorted here by duration. Click a trace ID to open it; from a span, "
+                         "the logs link opens its logs in Loki.")
             .repeat("service").repeat_direction("h").max_per_row(2)
             .sort_by([TableSortByFieldState().display_name("Duration").desc(True)])
-            .with_target(Jaeger("$service", limit=20)), 12, 10)
+            .with_target(Jaeger("$service", limit=100)), 12, 10)
     return board
