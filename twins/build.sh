@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Builds the "twins": same-version stand-ins of the upstream images, for machines that
+# reach package registries (PyPI, Debian, the Go module proxy) but no container
+# registry. See DESIGN.md, "Machines with no container registry".
+#
+#   bash twins/build.sh [--only NAME]...   NAME: busybox prometheus alertmanager
+#                                                otelcol jaeger python-base demo
+#
+# Needs root (apt, debootstrap), Go and a running Docker engine (.ci/docker-engine.sh).
+# Go binaries are built on the host (docker builds have no network) and copied into
+# images by the small Dockerfiles in twins/<name>/. An image is skipped when its tag
+# exists with an io.twins.recipe label equal to the hash of its recipe and inputs.
+# Writes twins/images.env: one VAR=image line per twin present, plus REQUIRED_IMAGES.
+set -euo pipefail
+{ # read whole before running: edits during a long build cannot derail a running copy
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TW=$ROOT/twins
+CACHE=$TW/.cache          # contexts, rootfs trees; Go caches stay in their defaults
+mkdir -p "$CACHE"
+
+# ---- pinned versions (DESIGN.md "Versions to pin") ---------------------------------
+PROM_VERSION=3.14.0;  PROM_MOD=github.com/prometheus/prometheus@v0.314.0
+AM_VERSION=0.34.0;    AM_MOD=github.com/prometheus/alertmanager@v0.34.0
+OTELCOL_VERSION=0.159.0
+OCB_MOD=go.opentelemetry.io/collector/cmd/builder@v0.159.0
+JAEGER_VERSION=2.20.0
+# v2.x tags are not module versions (no /v2 path); this is the v2.20.0 tag's commit.
+JAEGER_COMMIT=798e4b0fcf22609e381df764a01461affd813e1e
+SUITE=bookworm
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+BUSYBOX_TAG=twin/busybox:$SUITE
+PROMETHEUS_TAG=twin/prometheus:v$PROM_VERSION
+ALERTMANAGER_TAG=twin/alertmanager:v$AM_VERSION
+OTELCOL_TAG=twin/otelcol-contrib:$OTELCOL_VERSION
+JAEGER_TAG=twin/jaeger:$JAEGER_VERSION
+PYBASE_TAG=twin/python-base:$SUITE
+DEMO_TAG=twin/demo-app:dev
+
+ALL=(busybox prometheus alertmanager otelcol jaeger python-base demo)
+ONLY=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --only) ONLY+=("$2"); shift 2 ;;
+    --only=*) ONLY+=("${1#--only=}"); shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+for n in "${ONLY[@]}"; do
+  [[ " ${ALL[*]} " == *" $n "* ]] || { echo "unknown image: $n (one of: ${ALL[*]})" >&2; exit 2; }
+done
+wanted() { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
+
+T0=$SECONDS
+log() { echo "[twins +$((SECONDS - T0))s] $*"; }
+die() { echo "[twins] ERROR: $*" >&2; exit 1; }
+
+# ---- helpers ------------------------------------------------------------------------
+# hash_of ARG...: files and directories by content, anything else as a literal string.
+hash_of() {
+  local a
+  for a in "$@"; do
+    if [ -d "$a" ]; then
+      find "$a" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+    elif [ -f "$a" ]; then sha256sum "$a"
+    else printf '%s\n' "$a"
+    fi
+  done | sha256sum | cut -c1-16
+}
+label_of() { docker image inspect -f '{{index .Config.Labels "io.twins.recipe"}}' "$1" 2>/dev/null || true; }
+image_id() { docker image inspect -f '{{.Id}}' "$1"; }
+# cached TAG HASH: true (and says so) when TAG was built from this exact recipe.
+cached() {
+  if [ "$(label_of "$1")" = "$2" ]; then log "$1 is up to date (recipe $2), skipped"; return 0; fi
+  return 1
+}
+# dbuild TAG HASH DOCKERFILE_DIR CONTEXT: offline docker build with the recipe label.
+dbuild() {
+  local blog=$CACHE/build-${1//[\/:]/_}.log
+  # Engine 20.10's classic builder: no BuildKit needed, no network used.
+  DOCKER_BUILDKIT=0 docker build --label "io.twins.recipe=$2" -t "$1" -f "$3/Dockerfile" "$4" \
+    > "$blog" 2>&1 || { tail -30 "$blog" >&2; die "docker build $1 failed"; }
+  log "$1 built: $(docker image inspect -f '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1e6}')"
+}
+apt_need() {  # apt_need PKG...: install what is missing
+  local missing=() p
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+deb_version() { dpkg-query -W -f='${Version}' "$1"; }
+# mod_dir MODULE@VERSION: download a module through the proxy, print its cache dir.
+mod_dir() {
+  (cd "$CACHE" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "$1") \
+    | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
+}
+# gobuild MODDIR OUT PKG TAGS LDFLAGS: static build inside the module (its go.mod,
+# go.sum and replace directives apply), like the upstream release builds.
+gobuild() {
+  (cd "$1" && GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+    go build -trimpath -buildvcs=false -tags "$4" -ldflags "$5" -o "$2" "$3")
+}
+# prom_ldflags VERSION REVISION INFO_FILE: github.com/prometheus/common/version stamping
+# as promu does. The module zip has no git data, so the revision is the module version;
+# the build date is the release time from the proxy's .info file (reproducible).
+prom_ldflags() {
+  local date p=github.com/prometheus/common/version
+  date=$(sed -n 's/.*"Time":"\([0-9]*\)-\([0-9]*\)-\([0-9]*\)T\([0-9:]*\)Z".*/\1\2\3-\4/p' "$3")
+  echo "-X $p.Version=$1 -X $p.Revision=$2 -X $p.Branch=HEAD -X $p.BuildUser=twins@localhost -X $p.BuildDate=$date"
+}
+
+# ---- preflight ------------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, debootstrap)"
+command -v go >/dev/null || die "Go is not installed (PATH=$PATH)"
+docker info >/dev/null 2>&1 || die "no Docker engine; run: bash .ci/docker-engine.sh"
+apt_need busybox-static debootstrap ca-certificates
+log "start: $(go version | cut -d' ' -f3), docker $(docker info -f '{{.ServerVersion}}')"
+
+# ---- 1. busybox base --------------------------------------------------------------------
+# Upstream prom/prometheus and prom/alertmanager sit on quay.io/prometheus/busybox: a
+# static busybox with every applet in /bin, /etc/passwd with nobody, /tmp and CA certs.
+build_busybox() {
+  local h ctx=$CACHE/busybox root
+  h=$(hash_of "$(declare -f build_busybox)" "$TW/busybox" "busybox-static=$(deb_version busybox-static)" \
+      /etc/ssl/certs/ca-certificates.crt)
+  cached "$BUSYBOX_TAG" "$h" && return 0
+  root=$CACHE/busybox-rootfs   # outside the build context
+  rm -rf "$ctx" "$root"; mkdir -p "$ctx" "$root"/{bin,etc/ssl/certs,home,root,var/spool/mail,tmp}
+  cp /bin/busybox "$root/bin/busybox"
+  local app
+  for app in $("$root/bin/busybox" --list); do
+    [ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
+  done
+  cp "$TW/busybox/passwd" "$TW/busybox/group" "$TW/busybox/nsswitch.conf" "$root/etc/"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  chmod 1777 "$root/tmp"; chmod 700 "$root/root"
+  tar -C "$root" --numeric-owner --owner=0 --group=0 -cf "$ctx/rootfs.tar" .
+  dbuild "$BUSYBOX_TAG" "$h" "$TW/busybox" "$ctx"
+}
+
+# ---- 2. Prometheus ---------------------------------------------------------------------
+# Tags as .promu.yml minus builtinassets: the React UI is not in the Go module (it is
+# built with npm upstream), so the twin serves the API and /-/ready but no web UI.
+build_prometheus() {
+  local h ctx=$CACHE/prometheus dir
+  h=$(hash_of "$(declare -f build_prometheus gobuild prom_ldflags)" "$PROM_MOD" "$(go version)" \
+      "$TW/prometheus" "$(image_id "$BUSYBOX_TAG")")
+  cached "$PROMETHEUS_TAG" "$h" && return 0
+  dir=$(mod_dir "$PROM_MOD"); [ -d "$dir" ] || die "could not download $PROM_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  local ld; ld=$(prom_ldflags "$PROM_VERSION" "${PROM_MOD#*@}" \
+      "$(go env GOMODCACHE)/cache/download/${PROM_MOD%@*}/@v/${PROM_MOD#*@}.info")
+  log "go build prometheus, promtool ($PROM_MOD)"
+  gobuild "$dir" "$ctx/prometheus" ./cmd/prometheus netgo "$ld"
+  gobuild "$dir" "$ctx/promtool" ./cmd/promtool netgo "$ld"
+  cp "$dir/documentation/examples/prometheus.yml" "$dir/LICENSE" "$dir/NOTICE" "$ctx/"
+  chmod 644 "$ctx"/*.yml "$ctx/LICENSE" "$ctx/NOTICE"
+  dbuild "$PROMETHEUS_TAG" "$h" "$TW/prometheus" "$ctx"
+}
+
+# ---- 3. Alertmanager ---------------------------------------------------------------------
+build_alertmanager() {
+  local h ctx=$CACHE/alertmanager dir
+  h=$(hash_of "$(declare -f build_alertmanager gobuild prom_ldflags)" "$AM_MOD" "$(go version)" \
+      "$TW/alertmanager" "$(image_id "$BUSYBOX_TAG")")
+  cached "$ALERTMANAGER_TAG" "$h" && return 0
+  dir=$(mod_dir "$AM_MOD"); [ -d "$dir" ] || die "could not download $AM_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  # ui/web.go embeds ui/app/dist, the Elm UI that upstream builds with npm + elm (whose
+  # compiler is fetched from GitHub, out of reach here) and that the module zip lacks.
+  # Build from a writable copy with a one-page dist saying so; the API is unaffected.
+  local src=$CACHE/src/alertmanager@${AM_MOD#*@}
+  rm -rf "$src"; mkdir -p "$(dirname "$src")"; cp -r "$dir" "$src"; chmod -R u+w "$src"
+  mkdir -p "$src/ui/app/dist"; cp "$TW/alertmanager/index.html" "$src/ui/app/dist/index.html"
+  dir=$src
+  local ld; ld=$(prom_ldflags "$AM_VERSION" "${AM_MOD#*@}" \
+      "$(go env GOMODCACHE)/cache/download/${AM_MOD%@*}/@v/${AM_MOD#*@}.info")
+  log "go build alertmanager, amtool ($AM_MOD)"
+  gobuild "$dir" "$ctx/alertmanager" ./cmd/alertmanager netgo "$ld"
+  gobuild "$dir" "$ctx/amtool" ./cmd/amtool netgo "$ld"
+  cp "$dir/examples/ha/alertmanager.yml" "$dir/LICENSE" "$dir/NOTICE" "$ctx/"
+  chmod 644 "$ctx"/*.yml "$ctx/LICENSE" "$ctx/NOTICE"
+  dbuild "$ALERTMANAGER_TAG" "$h" "$TW/alertmanager" "$ctx"
+}
+
+# ---- 4. OpenTelemetry Collector (ocb) ----------------------------------------------------
+build_otelcol() {
+  local h ctx=$CACHE/otelcol manifest=$ROOT/otel-collector/builder-config.yaml
+  h=$(hash_of "$(declare -f build_otelcol)" "$OCB_MOD" "$(go version)" "$manifest" "$TW/otelcol")
+  cached "$OTELCOL_TAG" "$h" && return 0
+  log "go install $OCB_MOD"
+  local gobin=$CACHE/bin; mkdir -p "$gobin"
+  (cd "$CACHE" && GOWORK=off GOBIN=$gobin CGO_ENABLED=0 go install "$OCB_MOD")
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  log "builder: generate and compile otelcol-contrib from $(basename "$manifest")"
+  # ocb writes go.mod/main.go into the output path, runs go mod tidy, then go build.
+  GOWORK=off CGO_ENABLED=0 "$gobin/builder" --config="$manifest" --output-path="$ctx/src" \
+    > "$ctx/builder.log" 2>&1 || { tail -30 "$ctx/builder.log" >&2; die "ocb failed (log: $ctx/builder.log)"; }
+  cp "$ctx/src/otelcol-contrib" "$ctx/otelcol-contrib"
+  cp "$TW/otelcol/config.yaml" /etc/ssl/certs/ca-certificates.crt "$ctx/"
+  chmod 755 "$ctx/otelcol-contrib"; chmod 644 "$ctx/config.yaml" "$ctx/ca-certificates.crt"
+  dbuild "$OTELCOL_TAG" "$h" "$TW/otelcol" "$ctx"
+}
+
+# ---- 5. Jaeger v2 ------------------------------------------------------------------------
+# The module github.com/jaegertracing/jaeger has no /v2 path, so v2.x tags are not module
+# versions; only the tag's commit as a pseudo-version could be fetched from the proxy.
+# Today proxy.golang.org answers 403 "not available" for it (and github.com is not
+# reachable), so Jaeger has no twin: tests needing it skip and name the image.
+build_jaeger() {
+  local out
+  if out=$(cd "$CACHE" && GOWORK=off GOFLAGS=-mod=mod go mod download -json \
+        "github.com/jaegertracing/jaeger@$JAEGER_COMMIT" 2>&1) && ! grep -q '"Error"' <<<"$out"; then
+    log "jaeger: module for v$JAEGER_VERSION ($JAEGER_COMMIT) is now on the proxy;" \
+        "a twin recipe has not been written yet, skipped"
+  else
+    log "jaeger: skipped, the Go proxy does not serve v$JAEGER_VERSION's commit: $(
+        sed -n 's/.*"Error": "\(.*\)"/\1/p' <<<"$out" | sed 's/\\n.*//' | head -1)"
+  fi
+}
+
+# ---- 6. Python base (debootstrap) ----------------------------------------------------------
+build_python_base() {
+  local h ctx=$CACHE/python-base root
+  local inc=python3,python3-venv,ca-certificates
+  # Debian point releases change the tree: bust the cache weekly at most.
+  h=$(hash_of "$(declare -f build_python_base)" "$SUITE" "$inc" "$DEBIAN_MIRROR" "$(date +%G-W%V)")
+  cached "$PYBASE_TAG" "$h" && return 0
+  root=$ctx/rootfs
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  log "debootstrap --variant=minbase $SUITE (+$inc)"
+  debootstrap --variant=minbase --include="$inc" "$SUITE" "$root" "$DEBIAN_MIRROR" \
+    > "$ctx/debootstrap.log" 2>&1 || { tail -30 "$ctx/debootstrap.log" >&2; die "debootstrap failed"; }
+  # Shrink: package caches and lists are useless in an offline image.
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log \
+    "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
+  find "$root/usr/share/doc" -type f ! -name copyright -delete   # keep the licences
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change "LABEL io.twins.recipe=$h" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["python3"]' - "$PYBASE_TAG" >/dev/null
+  log "$PYBASE_TAG imported: $(docker image inspect -f '{{.Size}}' "$PYBASE_TAG" | awk '{printf "%.1f MB", $1/1e6}')"
+}
+
+# ---- 7. demo image ---------------------------------------------------------------------------
+# demo_app/ is owned elsewhere: its Dockerfile installs from demo_app/wheelhouse/ when
+# wheels are there (containers have no network), so demo_app/fetch-wheels.sh fetches
+# them on the host first, for the base image's Python.
+build_demo() {
+  local h pyver
+  [ -f "$ROOT/demo_app/Dockerfile" ] || { log "demo: demo_app/Dockerfile not there yet, skipped"; return 0; }
+  pyver=$(docker run --rm --network none "$PYBASE_TAG" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  [ -f "$ROOT/demo_app/fetch-wheels.sh" ] || die "demo_app/fetch-wheels.sh is missing"
+  log "demo: wheels for Python $pyver (demo_app/fetch-wheels.sh, on the host)"
+  bash "$ROOT/demo_app/fetch-wheels.sh" "$pyver"
+  h=$(hash_of "$(declare -f build_demo)" "$ROOT/demo_app" "$(image_id "$PYBASE_TAG")")
+  cached "$DEMO_TAG" "$h" && return 0
+  log "docker build demo_app on $PYBASE_TAG"
+  DOCKER_BUILDKIT=0 docker build --network none --build-arg "BASE_IMAGE=$PYBASE_TAG" \
+    --label "io.twins.recipe=$h" -t "$DEMO_TAG" "$ROOT/demo_app" > "$CACHE/build-demo.log" 2>&1 \
+    || { tail -30 "$CACHE/build-demo.log" >&2; die "docker build $DEMO_TAG failed"; }
+  log "$DEMO_TAG built: $(docker image inspect -f '{{.Size}}' "$DEMO_TAG" | awk '{printf "%.1f MB", $1/1e6}')"
+}
+# ---- run ------------------------------------------------------------------------------------
+run() {  # run NAME FN: one phase with its elapsed time
+  wanted "$1" || return 0
+  local t=$SECONDS
+  log "== $1"
+  "$2"
+  log "== $1 done in $((SECONDS - t))s"
+}
+need_base() {  # images built FROM another twin need it even with --only
+  docker image inspect "$1" >/dev/null 2>&1 || { wanted "$2" || run "$2" "build_${2//-/_}"; }
+}
+if wanted prometheus || wanted alertmanager; then need_base "$BUSYBOX_TAG" busybox; fi
+if wanted demo; then need_base "$PYBASE_TAG" python-base; fi
+run busybox build_busybox
+run prometheus build_prometheus
+run alertmanager build_alertmanager
+run otelcol build_otelcol
+run jaeger build_jaeger
+run python-base build_python_base
+run demo build_demo
+
+# ---- images.env: every twin that exists now (also from earlier --only runs) -----------------------------------------------
+env_file=$TW/images.env
+{
+  echo "# Written by twins/build.sh; source it to run the stack on the twins."
+  req=()
+  for pair in PROMETHEUS_IMAGE:$PROMETHEUS_TAG ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
+              OTELCOL_IMAGE:$OTELCOL_TAG JAEGER_IMAGE:$JAEGER_TAG DEMO_IMAGE:$DEMO_TAG; do
+    var=${pair%%:*}; tag=${pair#*:}
+    # only images this script built (they carry its recipe label)
+    if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi
+  done
+  echo "REQUIRED_IMAGES=$(IFS=,; echo "${req[*]}")"
+} > "$env_file.tmp"
+mv "$env_file.tmp" "$env_file"
+log "wrote ${env_file#"$ROOT"/}:"; sed 's/^/    /' "$env_file"
+log "all done in $((SECONDS - T0))s"
+exit 0
+}
