@@ -58,11 +58,13 @@ def build() -> dash.Dashboard:
     lay.row("Golden signals")
     lay.add(stat.Panel().reduce_options(last_value()).title("Request rate").unit("reqps").datasource(PROMETHEUS)
             .description("Requests per second served by the selected services and routes.")
-            .with_target(prom(f"sum({RATE})", "req/s", instant=True)).graph_mode(cm.BigValueGraphMode.AREA), 6, 4)
+            .with_target(prom(f"sum({RATE})", "req/s")).graph_mode(cm.BigValueGraphMode.AREA), 6, 4)
     lay.add(stat.Panel().reduce_options(last_value()).title("Error ratio").unit("percentunit").decimals(2).datasource(PROMETHEUS)
             .description("Share of requests answered with a 5xx status.")
             .thresholds(thresholds((None, "green"), (0.01, "orange"), (0.05, "red")))
-            .with_target(prom(f"sum({ERRORS}) / sum({RATE})", "errors", instant=True))
+            # prometheus-client creates a 5xx series only once one happened: `or vector(0)`
+            # shows 0 % instead of "No data" while all is well.
+            .with_target(prom(f"(sum({ERRORS}) or vector(0)) / sum({RATE})", "errors", instant=True))
             .color_mode(cm.BigValueColorMode.BACKGROUND), 6, 4)
     lay.add(stat.Panel().reduce_options(last_value()).title("p95 latency").unit("s").decimals(3).datasource(PROMETHEUS)
             .description("95th percentile request duration across the selection.")
@@ -77,7 +79,8 @@ def build() -> dash.Dashboard:
     lay.add(ts("Request rate by route", "Requests per second by service and templated route.", "reqps",
                prom(f"sum by (service, route) ({RATE})", "{{service}} {{route}}")), 12, 8)
     lay.add(ts("Error ratio", "5xx responses / all responses, per service.", "percentunit",
-               prom(f"sum by (service) ({ERRORS}) / sum by (service) ({RATE})", "{{service}}"))
+               prom(f"(sum by (service) ({ERRORS}) or 0 * sum by (service) ({RATE}))"
+                    f" / sum by (service) ({RATE})", "{{service}}"))
             .min(0), 12, 8)
     lay.add(ts("Latency p50 / p95 / p99 (with exemplars)",
                "Request duration quantiles from the histogram. The dots are exemplars: each "

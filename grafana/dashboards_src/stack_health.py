@@ -12,17 +12,34 @@ from .common import (OTELCOL_JOBS, PROMETHEUS, Layout, last_value, prom, thresho
 UID = "stack-health"
 RI = "$__rate_interval"
 # Collector and Jaeger count telemetry per signal under these metric-name stems.
-SIGNALS = [("spans", "spans"), ("log_records", "logs"), ("metric_points", "metric points")]
+SIGNALS = [("spans", "spans", "traces"), ("log_records", "logs", "logs"),
+           ("metric_points", "metric points", "metrics")]
+# Names exactly as collector 0.159.0 exposes them on :8888 and Prometheus stores them:
+# its Prometheus exporter adds neither `_total` nor unit suffixes (checked on a running
+# collector: otelcol_receiver_accepted_spans, otelcol_process_memory_rss).
 
 
 def _per_signal(stem: str, by: str, legend: str, first_ref: str = "A") -> list:
-    """One query per signal: otelcol_<stem>_<signal>_total, summed by `by`.
-
-    `or vector(0)` would hide a wrong metric name, so it is not used here: these counters
-    exist from start-up for every configured receiver/exporter."""
-    return [prom(f"sum by ({by}) (rate(otelcol_{stem}_{sig}_total{{{OTELCOL_JOBS}}}[{RI}]))",
+    """One query per signal: otelcol_<stem>_<signal>, summed by `by`."""
+    return [prom(f"sum by ({by}) (rate(otelcol_{stem}_{sig}{{{OTELCOL_JOBS}}}[{RI}]))",
                  legend.replace("SIG", label), chr(ord(first_ref) + i))
-            for i, (sig, label) in enumerate(SIGNALS)]
+            for i, (sig, label, _) in enumerate(SIGNALS)]
+
+
+def _dropped() -> list:
+    """Items lost at exporters per signal: send failed + enqueue failed.
+
+    Both counters appear only after a first failure, so each side falls back to 0 for
+    every exporter the queue-capacity gauge lists (it exists from start-up): the panel
+    shows 0 rather than "No data" while nothing is lost."""
+    out = []
+    for i, (sig, label, data_type) in enumerate(SIGNALS):
+        zero = (f'0 * max by (job, exporter) (otelcol_exporter_queue_capacity'
+                f'{{{OTELCOL_JOBS}, data_type="{data_type}"}})')
+        sides = [f"(sum by (job, exporter) (rate(otelcol_exporter_{kind}_{sig}{{{OTELCOL_JOBS}}}[{RI}]))"
+                 f" or {zero})" for kind in ("send_failed", "enqueue_failed")]
+        out.append(prom(" + ".join(sides), f"{{{{job}}}} {{{{exporter}}}} {label}", chr(ord("A") + i)))
+    return out
 
 
 def build() -> dash.Dashboard:
@@ -66,9 +83,7 @@ def build() -> dash.Dashboard:
     lay.add(ts("Dropped by exporters", "Items lost at an exporter: given up after retries "
                "(send failed) or refused by a full sending queue (enqueue failed). Should stay "
                "at 0.", "short",
-               *_per_signal("exporter_send_failed", "job, exporter", "{{job}} {{exporter}} SIG send failed"),
-               *_per_signal("exporter_enqueue_failed", "job, exporter",
-                            "{{job}} {{exporter}} SIG enqueue failed", "D")), 12, 8)
+               *_dropped()), 12, 8)
     lay.add(ts("Exporter queue size", "Batches waiting in each exporter's sending queue; a queue "
                "near its capacity is about to drop data.", "short",
                prom(f"max by (job, exporter) (otelcol_exporter_queue_size{{{OTELCOL_JOBS}}})",
@@ -87,12 +102,14 @@ def build() -> dash.Dashboard:
                "format (the demo's logs arrive as otlp).", "short",
                prom(f"sum by (format) (rate(loki_distributor_lines_received_total[{RI}]))",
                     "{{format}}")), 8, 8)
-    lay.add(ts("Alertmanager notifications", "Notifications sent per integration, and failures.",
-               "short",
-               prom(f"sum by (integration) (rate(alertmanager_notifications_total[{RI}]))",
-                    "{{integration}} sent", "A"),
-               prom(f"sum by (integration) (rate(alertmanager_notifications_failed_total[{RI}]))",
-                    "{{integration}} failed", "B")), 12, 8)
+    # Alertmanager pre-creates these counters for every integration it knows (email, slack,
+    # ...); the stack only uses webhooks (to the alert sink), so show those.
+    lay.add(ts("Alertmanager webhook notifications", "Notifications Alertmanager sent to the "
+               "alert sink's webhook, and failed ones by reason.", "short",
+               prom(f'sum(rate(alertmanager_notifications_total{{integration="webhook"}}[{RI}]))',
+                    "sent", "A"),
+               prom(f'sum by (reason) (rate(alertmanager_notifications_failed_total'
+                    f'{{integration="webhook"}}[{RI}]))', "failed: {{reason}}", "B")), 12, 8)
     lay.add(ts("Prometheus rule evaluation", "Rule group evaluation time versus interval; "
                "failures mean a broken rule.", "s",
                prom("max by (rule_group) (prometheus_rule_group_last_duration_seconds)",
@@ -104,10 +121,10 @@ def build() -> dash.Dashboard:
     lay.add(ts("Memory (RSS) per component", "Resident memory of each stack component. The "
                "collector and Jaeger report it as otelcol_process_memory_rss.", "bytes",
                prom("sum by (job) (process_resident_memory_bytes)", "{{job}}", "A"),
-               prom(f"sum by (job) (otelcol_process_memory_rss_bytes{{{OTELCOL_JOBS}}})",
+               prom(f"sum by (job) (otelcol_process_memory_rss{{{OTELCOL_JOBS}}})",
                     "{{job}}", "B")), 12, 8)
     lay.add(ts("CPU per component", "CPU cores used by each stack component.", "short",
                prom(f"sum by (job) (rate(process_cpu_seconds_total[{RI}]))", "{{job}}", "A"),
-               prom(f"sum by (job) (rate(otelcol_process_cpu_seconds_total{{{OTELCOL_JOBS}}}[{RI}]))",
+               prom(f"sum by (job) (rate(otelcol_process_cpu_seconds{{{OTELCOL_JOBS}}}[{RI}]))",
                     "{{job}}", "B")), 12, 8)
     return board
