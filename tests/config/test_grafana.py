@@ -228,3 +228,10 @@ def test_panel_query_list_covers_every_signal():
     assert all(q.expr for q in QUERIES)
     assert any(q.needs_firing_alert for q in QUERIES)
     assert sum(len(dashboard_queries(b)) for b in BOARDS.values()) == len(QUERIES)
+
+
+def test_substitute_handles_grafana_variable_forms_and_refuses_unknown_ones():
+    assert substitute('rate(x{a=~"$service"}[$__rate_interval])') == 'rate(x{a=~".+"}[1m])'
+    assert substitute("${route:regex} [[service]]", {"service": "shop"}) == ".+ shop"
+    with pytest.raises(KeyError, match="nope"):
+        substitute("x{a=\"$nope\"}")
