@@ -212,5 +212,6 @@ def create_app(telemetry: Telemetry | None = None, capacity: int | None = None) 
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(app, tracer_provider=telemetry.tracer_provider,
-                                           excluded_urls="healthz,readyz,metrics")
+                                           excluded_urls="healthz,readyz,metrics",
+                                           exclude_spans=["receive", "send"])
     return app
