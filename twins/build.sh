@@ -3,8 +3,9 @@
 # reach package registries (PyPI, Debian, the Go module proxy) but no container
 # registry. See DESIGN.md, "Machines with no container registry".
 #
-#   bash twins/build.sh [--only NAME]...   NAME: busybox prometheus alertmanager
-#                                                otelcol jaeger python-base demo
+#   bash twins/build.sh [--force] [--only NAME]...
+#     NAME: busybox prometheus alertmanager otelcol jaeger python-base demo
+#     --force: rebuild even when an image is up to date
 #
 # Needs root (apt, debootstrap), Go and a running Docker engine (.ci/docker-engine.sh).
 # Go binaries are built on the host (docker builds have no network) and copied into
@@ -39,12 +40,13 @@ PYBASE_TAG=twin/python-base:$SUITE
 DEMO_TAG=twin/demo-app:dev
 
 ALL=(busybox prometheus alertmanager otelcol jaeger python-base demo)
-ONLY=()
+ONLY=(); FORCE=
 while [ $# -gt 0 ]; do
   case $1 in
     --only) ONLY+=("$2"); shift 2 ;;
+    --force) FORCE=1; shift ;;
     --only=*) ONLY+=("${1#--only=}"); shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$TW/build.sh"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -73,6 +75,7 @@ label_of() { docker image inspect -f '{{index .Config.Labels "io.twins.recipe"}}
 image_id() { docker image inspect -f '{{.Id}}' "$1"; }
 # cached TAG HASH: true (and says so) when TAG was built from this exact recipe.
 cached() {
+  [ -z "$FORCE" ] || return 1
   if [ "$(label_of "$1")" = "$2" ]; then log "$1 is up to date (recipe $2), skipped"; return 0; fi
   return 1
 }
@@ -252,20 +255,25 @@ build_python_base() {
 # wheels are there (containers have no network), so demo_app/fetch-wheels.sh fetches
 # them on the host first, for the base image's Python.
 build_demo() {
-  local h pyver
+  local h pyver files
   [ -f "$ROOT/demo_app/Dockerfile" ] || { log "demo: demo_app/Dockerfile not there yet, skipped"; return 0; }
+  # Inputs: the demo's sources as git sees them (not wheelhouse/, build/, *.egg-info,
+  # which are derived from these and the base image's Python).
+  files=$(cd "$ROOT" && { git ls-files -co --exclude-standard demo_app 2>/dev/null || find demo_app -type f; } \
+          | grep -v -e '/wheelhouse/' -e '__pycache__' | LC_ALL=C sort)
+  h=$(cd "$ROOT" && hash_of "$(declare -f build_demo)" "$(image_id "$PYBASE_TAG")" $files)
+  cached "$DEMO_TAG" "$h" && return 0
   pyver=$(docker run --rm --network none "$PYBASE_TAG" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   [ -f "$ROOT/demo_app/fetch-wheels.sh" ] || die "demo_app/fetch-wheels.sh is missing"
   log "demo: wheels for Python $pyver (demo_app/fetch-wheels.sh, on the host)"
   bash "$ROOT/demo_app/fetch-wheels.sh" "$pyver"
-  h=$(hash_of "$(declare -f build_demo)" "$ROOT/demo_app" "$(image_id "$PYBASE_TAG")")
-  cached "$DEMO_TAG" "$h" && return 0
   log "docker build demo_app on $PYBASE_TAG"
   DOCKER_BUILDKIT=0 docker build --network none --build-arg "BASE_IMAGE=$PYBASE_TAG" \
     --label "io.twins.recipe=$h" -t "$DEMO_TAG" "$ROOT/demo_app" > "$CACHE/build-demo.log" 2>&1 \
     || { tail -30 "$CACHE/build-demo.log" >&2; die "docker build $DEMO_TAG failed"; }
   log "$DEMO_TAG built: $(docker image inspect -f '{{.Size}}' "$DEMO_TAG" | awk '{printf "%.1f MB", $1/1e6}')"
 }
+
 # ---- run ------------------------------------------------------------------------------------
 run() {  # run NAME FN: one phase with its elapsed time
   wanted "$1" || return 0
