@@ -212,7 +212,7 @@ class MemorySampler(threading.Thread):
 
     def sample(self) -> None:
         ps = subprocess.run(
-            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}",
+            ["docker", "ps", "--filter", f"label=com.docker.compose.project={self.project}",
              "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}'],
             capture_output=True, text=True, timeout=30)
         ids = dict(line.split(" ", 1) for line in ps.stdout.split("\n") if " " in line)

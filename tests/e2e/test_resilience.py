@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import time
 
 import pytest
@@ -81,7 +82,8 @@ def test_prometheus_data_survives_a_new_container(warm: st.Stack) -> None:
     # Recreating the container (what `make down && make up` does) is stronger than a
     # restart, which would keep the container's own filesystem.
     before_id = warm.containers()["prometheus"]["ID"]
-    mounts = json.loads(st.sh("docker", "inspect", "--format", "{{json .Mounts}}", before_id).stdout)
+    mounts = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Mounts}}", before_id],
+                                       capture_output=True, text=True, check=True).stdout)
     volume = [m for m in mounts if m.get("Destination") == "/prometheus"]
     assert volume and volume[0]["Type"] == "volume", f"/prometheus is not a named volume: {mounts}"
 
