@@ -63,7 +63,7 @@ def test_collector_unreachable(monkeypatch):
     # the 1 s export timeout to requests).
     med_off, med_on = statistics.median(base), statistics.median(lat)
     assert med_on < med_off * 4 + 0.005, (med_off, med_on)
-    assert max(lat) < 0.5, max(lat)
+    assert max(lat) < 0.9, max(lat)  # a blocking export would cost the 1 s timeout
     lines = [json.loads(x) for x in out.getvalue().splitlines() if x.strip()]
     failures = [x for x in lines if x["logger"].startswith("opentelemetry.exporter") and x["level"] == "ERROR"]
     assert failures, "export failures must be visible in the JSON log"

@@ -112,6 +112,15 @@ class LoadGen:
             finally:
                 sem.release()
 
+        try:
+            await self._loop(names, weights, sem, tasks, guarded, period, next_at, next_summary)
+        finally:
+            # Stopping: in-flight requests are cancelled, not counted as errors.
+            for t in list(tasks):
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self, names, weights, sem, tasks, guarded, period, next_at, next_summary) -> None:
         while True:
             now = time.monotonic()
             if now >= next_summary:
