@@ -97,6 +97,13 @@ def alertmanager_drill(main_text: str) -> str:
     ) + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
 
 
+def _rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
 PAIRS = ((PROM_MAIN, PROM_DRILL, prometheus_drill), (AM_MAIN, AM_DRILL, alertmanager_drill))
 
 
@@ -105,15 +112,15 @@ def main(argv: list[str]) -> int:
     stale = []
     for main_file, drill_file, gen in PAIRS:
         if not main_file.exists():
-            print(f"skip {drill_file.relative_to(REPO)}: {main_file.relative_to(REPO)} does not exist")
+            print(f"skip {_rel(drill_file)}: {_rel(main_file)} does not exist")
             continue
         text = gen(main_file.read_text())
         if check:
             if not drill_file.exists() or drill_file.read_text() != text:
-                stale.append(str(drill_file.relative_to(REPO)))
+                stale.append(str(_rel(drill_file)))
         else:
             drill_file.write_text(text)
-            print(f"wrote {drill_file.relative_to(REPO)}")
+            print(f"wrote {_rel(drill_file)}")
     if stale:
         print("stale drill profile (run `python3 drills/profiles.py`): " + ", ".join(stale))
         return 1

@@ -1,0 +1,158 @@
+"""Alertmanager: the config and its drill variant pass amtool, every route sends the alerts it
+should to the receiver it should (`amtool config routes test`), the templates render, and a
+real Alertmanager inhibits a service's warnings while a critical alert on it fires."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from tests.tooling import REPO, require_image, run_tool
+
+AM_DIR = REPO / "alertmanager"
+MOUNT = {AM_DIR: "/etc/alertmanager"}
+CONFIGS = ["alertmanager.yml", "alertmanager.drill.yml"]
+SINK_URL = "http://alert-sink:8090/webhook"
+
+# (labels of an alert, the receiver it must reach). One case per route, plus the edges.
+ROUTE_CASES = [
+    ({"alertname": "Watchdog", "severity": "none"}, "sink-watchdog"),
+    ({"alertname": "DemoErrorBudgetBurnFast", "severity": "critical", "service": "shop"}, "sink-critical"),
+    ({"alertname": "DemoServiceDown", "severity": "critical", "service": "inventory"}, "sink-critical"),
+    ({"alertname": "PrometheusNotConnectedToAlertmanager", "severity": "critical", "service": "prometheus"}, "sink-critical"),
+    ({"alertname": "DemoHighLatencyP95", "severity": "warning", "service": "shop"}, "sink-warning"),
+    ({"alertname": "TargetDown", "severity": "warning", "service": "loadgen"}, "sink-warning"),
+    # No or unknown severity: the root's default receiver, the alert sink.
+    ({"alertname": "SomethingNew", "service": "shop"}, "sink-default"),
+    ({"alertname": "SomethingNew", "severity": "info"}, "sink-default"),
+    # The Watchdog route wins even if someone gives the Watchdog a paging severity.
+    ({"alertname": "Watchdog", "severity": "critical"}, "sink-watchdog"),
+]
+
+
+def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_tool("ALERTMANAGER_IMAGE", "amtool", *args, mounts=MOUNT)
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((AM_DIR / name).read_text())
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_amtool_check_config(config):
+    p = _amtool("check-config", f"/etc/alertmanager/{config}")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("labels,receiver", ROUTE_CASES,
+                         ids=[f"{l['alertname']}-{l.get('severity', 'none')}" for l, _ in ROUTE_CASES])
+def test_route(config, labels, receiver):
+    p = _amtool("config", "routes", "test", f"--config.file=/etc/alertmanager/{config}",
+                f"--verify.receivers={receiver}", *(f"{k}={v}" for k, v in labels.items()))
+    assert p.returncode == 0, f"{labels} -> {p.stdout.strip()} (expected {receiver}) {p.stderr}"
+
+
+def test_route_test_can_fail():
+    """The route cases above are not vacuous: a wrong expectation makes amtool fail."""
+    p = _amtool("config", "routes", "test", "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--verify.receivers=sink-warning", "alertname=DemoServiceDown", "severity=critical")
+    assert p.returncode != 0 and "sink-critical" in p.stdout + p.stderr
+
+
+def test_every_route_has_a_case():
+    receivers = {r["receiver"] for r in _load("alertmanager.yml")["route"]["routes"]}
+    receivers.add(_load("alertmanager.yml")["route"]["receiver"])
+    assert receivers <= {r for _, r in ROUTE_CASES}
+
+
+def test_receivers_are_the_alert_sink_with_resolved():
+    cfg = _load("alertmanager.yml")
+    assert cfg["route"]["receiver"] == "sink-default"
+    for r in cfg["receivers"]:
+        hooks = r.get("webhook_configs") or []
+        assert [h["url"] for h in hooks] == [SINK_URL], r["name"]
+        assert all(h.get("send_resolved") is True for h in hooks), r["name"]
+
+
+def test_grouping_and_paging_speed():
+    route = _load("alertmanager.yml")["route"]
+    assert route["group_by"] == ["alertname", "service"]
+    by_receiver = {r["receiver"]: r for r in route["routes"]}
+    seconds = {"0s": 0, "10s": 10, "1m": 60, "5m": 300, "1h": 3600, "12h": 43200}
+    crit = by_receiver["sink-critical"]
+    assert seconds[crit["group_wait"]] < seconds[route["group_wait"]], "critical must page faster"
+    assert seconds[crit["repeat_interval"]] < seconds[route["repeat_interval"]]
+    dog = by_receiver["sink-watchdog"]
+    assert seconds[dog["repeat_interval"]] <= 300, "the Watchdog repeats often"
+    assert route["routes"][0]["receiver"] == "sink-watchdog", "Watchdog route must come first"
+
+
+def test_templates_render_with_amtool():
+    p = _amtool("template", "render", "--template.glob=/etc/alertmanager/templates/*.tmpl",
+                '--template.text={{ template "stack.title" . }}|{{ template "stack.text" . }}')
+    assert p.returncode == 0, p.stderr
+    title, text = p.stdout.split("|", 1)
+    assert title.startswith("[") and "]" in title
+    assert "Firing:" in text and "Resolved:" in text and "Runbook:" in text
+
+
+# ---------------------------------------------------------------- inhibition, for real
+@pytest.fixture(scope="module")
+def alertmanager_url():
+    ref = require_image("ALERTMANAGER_IMAGE")
+    cid = subprocess.run(
+        ["docker", "run", "-d", "--rm", "-p", "127.0.0.1::9093",
+         "-v", f"{AM_DIR}:/etc/alertmanager:ro", ref,
+         "--config.file=/etc/alertmanager/alertmanager.drill.yml", "--storage.path=/tmp"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        port = subprocess.run(["docker", "port", cid, "9093/tcp"], capture_output=True,
+                              text=True, check=True).stdout.splitlines()[0].strip()
+        url = f"http://{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/-/ready", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
+                    pytest.fail(f"Alertmanager did not become ready:\n{logs.stderr[-2000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+def _post_alerts(url: str, alerts: list[dict]) -> None:
+    now = datetime.now(timezone.utc)
+    body = [{"labels": a, "startsAt": now.isoformat(),
+             "endsAt": (now + timedelta(minutes=10)).isoformat()} for a in alerts]
+    req = urllib.request.Request(url + "/api/v2/alerts", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=5)
+
+
+def test_critical_inhibits_warnings_of_the_same_service_only(alertmanager_url):
+    _post_alerts(alertmanager_url, [
+        {"alertname": "DemoErrorBudgetBurnFast", "severity": "critical", "service": "inventory"},
+        {"alertname": "DemoReadinessFailing", "severity": "warning", "service": "inventory", "check": "store"},
+        {"alertname": "DemoHighLatencyP95", "severity": "warning", "service": "shop"},
+    ])
+    deadline = time.monotonic() + 20
+    while True:
+        with urllib.request.urlopen(alertmanager_url + "/api/v2/alerts", timeout=5) as r:
+            states = {a["labels"]["alertname"]: a["status"] for a in json.load(r)}
+        readiness = states.get("DemoReadinessFailing", {})
+        if readiness.get("state") == "suppressed" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert readiness.get("state") == "suppressed" and readiness.get("inhibitedBy"), states
+    assert states["DemoHighLatencyP95"]["state"] == "active", "another service's warning stays"
+    assert states["DemoErrorBudgetBurnFast"]["state"] == "active"
