@@ -376,3 +376,10 @@ def test_alertmanager_webhooks_point_at_real_services():
     assert hooks, "no webhook receiver: alerts would go nowhere"
     for u in hooks:
         _assert_listens(u, "alertmanager webhook")
+
+
+def test_documented_memory_total_matches_limits():
+    total_mib = sum(_mem_bytes(_mem_limit(s)) for s in SERVICES.values()) // 1024**2
+    for f in ("README.md", "docker-compose.yml"):
+        stated = {int(n) for n in re.findall(r"(\d+) MiB in total", (REPO / f).read_text())}
+        assert stated == {total_mib}, f"{f} states {stated} MiB in total, limits add up to {total_mib}"
