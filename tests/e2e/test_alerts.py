@@ -5,6 +5,7 @@ the sink on its own. Alert names: docs/conventions.md "Alerts" / prometheus/rule
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -75,9 +76,10 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
         assert ours, f"not in Alertmanager yet: {[a['labels'] for a in alerts]}"
         return ours[0]
 
-    def at_sink(status: str, seen: set[int]) -> dict:
+    def at_sink(status: str, seen: set[int], ended_after: float = 0.0) -> dict:
         found = [a for a in sink_alerts(ERRORS_ALERT, status)
-                 if a["labels"].get("service") == "shop" and a["notification_id"] not in seen]
+                 if a["labels"].get("service") == "shop" and a["notification_id"] not in seen
+                 and (not ended_after or datetime.fromisoformat(a["endsAt"]).timestamp() >= ended_after)]
         assert found, f"no new {status} {ERRORS_ALERT} notification at the sink yet"
         return found[-1]
 
@@ -94,8 +96,7 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
     finally:
         # Hold the fault no longer than needed (see ERROR_RATIO), whatever happened.
         cleared = requests.delete(faults, headers=warm.admin_headers, timeout=10)
-        t_clear = time.monotonic()
-        # Only a resolved notification sent after the fault was cleared counts.
+        t_clear, cleared_at = time.monotonic(), time.time()
         resolved_before = {a["notification_id"] for a in sink_alerts(ERRORS_ALERT, "resolved")}
     assert cleared.status_code == 200 and cleared.json()["error_ratio"] == 0, cleared.text
     st.MEASUREMENTS.setdefault("fault_to_firing_in_prometheus_s", {})[ERRORS_ALERT] = round(fired_s, 1)
@@ -109,7 +110,8 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
     receivers = {x["name"] for x in am_alert.get("receivers") or []}
     assert firing_note["receiver"] in receivers, (firing_note["receiver"], receivers)
 
-    st.poll_until(lambda: at_sink("resolved", resolved_before), 600,
+    # Only a resolution after the fault was cleared counts (not a flap while it was on).
+    st.poll_until(lambda: at_sink("resolved", resolved_before, ended_after=cleared_at), 600,
                   f"the resolved {ERRORS_ALERT} notification reaches the sink after the fault was cleared",
                   interval=2)
     st.MEASUREMENTS.setdefault("clear_to_resolved_s", {})[ERRORS_ALERT] = round(time.monotonic() - t_clear, 1)
