@@ -122,7 +122,9 @@ def run_twins(wait: float) -> None:
             "-v", f"{REPO / 'otel-collector' / 'config.yml'}:/etc/otelcol-contrib/config.yaml:ro",
             images["otel-collector"], "--config=/etc/otelcol-contrib/config.yaml")
         if "jaeger" in images:
-            run("jaeger", images["jaeger"])
+            # The stack's config: its telemetry listens on 0.0.0.0:8888 (the default is localhost).
+            run("jaeger", "-v", f"{REPO / 'jaeger'}:/etc/jaeger:ro", images["jaeger"],
+                "--config=/etc/jaeger/jaeger.yml")
         run("prometheus", "-p", "127.0.0.1::9090",
             "-v", f"{tmp / 'prometheus.yml'}:/etc/prometheus/prometheus.yml:ro",
             "-v", f"{REPO / 'prometheus' / 'rules'}:/etc/prometheus/rules:ro",
