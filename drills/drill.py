@@ -365,7 +365,8 @@ def report(scenario: Scenario, timelines: list[Timeline], resolve: bool) -> bool
         print("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + verdict)
     if scenario.note:
         print(f"\n  note: {scenario.note}")
-    print(f"\n  drill {scenario.name}: {'PASS' if ok else 'FAIL'} (times are seconds after the fault)")
+    when = "; resolved: seconds after the fault was cleared" if resolve else ""
+    print(f"\n  drill {scenario.name}: {'PASS' if ok else 'FAIL'} (times are seconds after the fault{when})")
     return ok
 
 
