@@ -91,3 +91,29 @@ def test_conventions_document_every_drill():
     for name in drill.SCENARIOS:
         assert f"`{name}`" in text, f"docs/conventions.md 'Alerts' misses drill {name}"
         assert f"`{name}`" in guide, f"docs/alert-training.md misses drill {name}"
+
+
+def test_drill_report_verdicts(monkeypatch, capsys):
+    """The drill's bookkeeping, fed with API answers shaped like the real ones: one alert
+    reaches the sink, one is inhibited (named by its inhibitor), one never shows up."""
+    burn = {"alertname": "DemoErrorBudgetBurnFast", "service": "inventory", "severity": "critical"}
+    ready = {"alertname": "DemoReadinessFailing", "service": "inventory", "severity": "warning"}
+    monkeypatch.setattr(drill, "prometheus_alerts", lambda: [
+        {"labels": burn, "state": "firing"}, {"labels": ready, "state": "pending"}])
+    monkeypatch.setattr(drill, "alertmanager_alerts", lambda: [
+        {"labels": burn, "fingerprint": "f1", "status": {"state": "active", "inhibitedBy": []}},
+        {"labels": ready, "fingerprint": "f2", "status": {"state": "suppressed", "inhibitedBy": ["f1"]}}])
+    monkeypatch.setattr(drill, "sink_alerts", lambda name, status: [
+        {"labels": burn, "received_at": "2999-01-01T00:00:00+00:00"}] if name == burn["alertname"] else [])
+    monkeypatch.setattr(drill.time, "sleep", lambda s: None)
+    scenario = drill.Scenario("x", "test", expect=(
+        drill.Expect(burn["alertname"], {"service": "inventory"}),
+        drill.Expect(ready["alertname"], {"service": "inventory"}),
+        drill.Expect("DemoNoTraffic", {"service": "shop"})))
+    timelines = [drill.Timeline(e) for e in scenario.expect]
+    drill.wait_for(timelines, drill.time.monotonic(), drill.time.time(), timeout=0)
+    assert not drill.report(scenario, timelines, resolve=False)
+    out = capsys.readouterr().out
+    assert "reached the sink" in out
+    assert 'inhibited in Alertmanager by DemoErrorBudgetBurnFast{service="inventory"}' in out
+    assert "MISSING" in out and "FAIL" in out
