@@ -5,7 +5,9 @@ Everything here is plain Python; the pytest wiring (fixtures, hooks) is in conft
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -22,7 +24,11 @@ from tests.tooling import COMPOSE_FILE, REPO, _obtain, image, required_images
 T = TypeVar("T")
 
 # Every network test talks to published ports on loopback only (BIND_ADDRESS default).
-HOST = "127.0.0.1"
+# E2E_BIND_ADDRESS picks another loopback address (127.0.0.2, ...) so that the suite can
+# run beside a stack already using the ports on 127.0.0.1.
+HOST = os.environ.get("E2E_BIND_ADDRESS", "127.0.0.1")
+if not ipaddress.ip_address(HOST).is_loopback:
+    raise ValueError(f"E2E_BIND_ADDRESS={HOST} is not a loopback address: the e2e stack stays on this machine")
 # docs/conventions.md "Services and ports": container port = host port.
 PORTS = {
     "prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "loki": 3100,
