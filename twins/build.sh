@@ -247,6 +247,7 @@ build_python_base() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' - "$PYBASE_TAG" >/dev/null
+  rm -rf "$root"   # 300 MB tree, rebuilt from scratch each time anyway
   log "$PYBASE_TAG imported: $(docker image inspect -f '{{.Size}}' "$PYBASE_TAG" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 
@@ -294,6 +295,10 @@ run otelcol build_otelcol
 run jaeger build_jaeger
 run python-base build_python_base
 run demo build_demo
+
+# Rebuilds leave the previous images untagged; drop those this script made (its label),
+# silently keeping any a container still uses.
+docker images -q -f dangling=true -f label=io.twins.recipe | xargs -r docker image rm >/dev/null 2>&1 || true
 
 # ---- images.env: every twin that exists now (also from earlier --only runs) -----------------------------------------------
 env_file=$TW/images.env

@@ -80,6 +80,10 @@ service:
 EOF
 )"
   ok "validate: all eight components wired as in the stack"
+  if [ -f otel-collector/config.yml ]; then  # the manifest must cover the stack's config
+    docker run --rm -v "$PWD/otel-collector:/etc/otelcol:ro" "$OTELCOL_IMAGE" validate --config=/etc/otelcol/config.yml
+    ok "validate: the stack's otel-collector/config.yml"
+  fi
   c=$(docker run -d -p 127.0.0.1::13133 "$OTELCOL_IMAGE"); started+=("$c")
   p=$(port_of "$c" 13133)
   wait_http "http://127.0.0.1:$p/" || { docker logs "$c" | tail -20; fail "collector health_check not answering"; }
