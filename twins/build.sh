@@ -19,6 +19,9 @@ ROOT=$PWD
 TW=$ROOT/twins
 CACHE=$TW/.cache          # contexts, rootfs trees; Go caches stay in their defaults
 mkdir -p "$CACHE"
+# One build at a time per checkout (shared contexts and tags).
+exec 9>"$CACHE/lock"
+flock -n 9 || { echo "[twins] another twins/build.sh is running here; waiting for it"; flock 9; }
 
 # ---- pinned versions (DESIGN.md "Versions to pin") ---------------------------------
 PROM_VERSION=3.14.0;  PROM_MOD=github.com/prometheus/prometheus@v0.314.0
@@ -300,7 +303,7 @@ run demo build_demo
 # silently keeping any a container still uses.
 docker images -q -f dangling=true -f label=io.twins.recipe | xargs -r docker image rm >/dev/null 2>&1 || true
 
-# ---- images.env: every twin that exists now (also from earlier --only runs) -----------------------------------------------
+# ---- images.env: every twin that exists now (also from earlier --only runs) ----------
 env_file=$TW/images.env
 {
   echo "# Written by twins/build.sh; source it to run the stack on the twins."
