@@ -1,7 +1,8 @@
 """Alerts: with the drill profile (5 s scrape/evaluation, short Alertmanager grouping), the
 shop's fault switch makes the error alert fire in Prometheus, appear in Alertmanager and
 reach the alert sink; clearing it delivers the resolved notification. The Watchdog reaches
-the sink on its own. Alert names: docs/conventions.md "Alerts" / prometheus/rules/."""
+the sink on its own; the latency alert (it has a `for:`) shows pending -> firing. Alert names:
+docs/conventions.md "Alerts" / prometheus/rules/."""
 from __future__ import annotations
 
 import time
@@ -115,3 +116,40 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
                   f"the resolved {ERRORS_ALERT} notification reaches the sink after the fault was cleared",
                   interval=2)
     st.MEASUREMENTS.setdefault("clear_to_resolved_s", {})[ERRORS_ALERT] = round(time.monotonic() - t_clear, 1)
+
+
+LATENCY_ALERT = "DemoHighLatencyP95"
+
+
+@pytest.mark.services("prometheus", "alertmanager", "alert-sink", "shop", "inventory", "loadgen")
+def test_latency_alert_goes_pending_then_firing_and_reaches_the_sink(warm: st.Stack) -> None:
+    # The burn-rate alert has no `for:`, so this one (for: 30s) shows the pending phase.
+    rule = alert_rule(LATENCY_ALERT)
+    assert float(rule.get("duration") or 0) > 0, f"{LATENCY_ALERT} has no for: {rule}"
+    assert prom_alert_state(LATENCY_ALERT, "shop") == "inactive", "the latency alert fires before any fault"
+    already = {a["notification_id"] for a in sink_alerts(LATENCY_ALERT, "firing")}
+    faults = st.url("shop", "/admin/faults")
+    states: list[str] = []
+
+    def firing() -> bool:
+        state = prom_alert_state(LATENCY_ALERT, "shop")
+        if not states or states[-1] != state:
+            states.append(state)
+        return state == "firing"
+
+    def at_sink() -> list[dict]:
+        return [a for a in sink_alerts(LATENCY_ALERT, "firing")
+                if a["labels"].get("service") == "shop" and a["notification_id"] not in already]
+
+    t_fault = time.monotonic()
+    r = requests.post(faults, json={"latency_ms": 700}, headers=warm.admin_headers, timeout=10)
+    assert r.status_code == 200 and r.json()["latency_ms"] == 700, r.text
+    try:
+        st.poll_until(firing, 240, f"{LATENCY_ALERT}{{service=shop}} fires with 700 ms added latency", interval=0.5)
+        st.poll_until(at_sink, 120, f"a firing {LATENCY_ALERT} notification reaches the alert sink", interval=1)
+        st.MEASUREMENTS.setdefault("fault_to_notification_s", {})[LATENCY_ALERT] = round(time.monotonic() - t_fault, 1)
+    finally:
+        cleared = requests.delete(faults, headers=warm.admin_headers, timeout=10)
+    assert cleared.status_code == 200 and cleared.json()["latency_ms"] == 0, cleared.text
+    st.MEASUREMENTS.setdefault("alert_states_seen", {})[LATENCY_ALERT] = states
+    assert states == ["inactive", "pending", "firing"], f"{LATENCY_ALERT} went {' -> '.join(states)}"
