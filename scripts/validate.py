@@ -127,7 +127,13 @@ def required_images() -> set[str]:
 
 
 @functools.cache
-def obtain(ref: str) -> bool:
+def docker_works() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], capture_output=True).returncode == 0
+
+
+@functools.cache
+def image_available(ref: str) -> bool:
     """True when the image is local or could be pulled (tried once)."""
     if subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0:
         return True
@@ -162,10 +168,9 @@ def run(check: Check, root: Path = REPO, timeout: int = 180) -> tuple[str, str]:
                            text=True, timeout=timeout, env=compose_env(root), cwd=root)
     else:
         ref = image(check.var)
-        if shutil.which("docker") is None or subprocess.run(
-                ["docker", "info"], capture_output=True).returncode != 0:
+        if not docker_works():
             return "SKIP", f"no Docker engine to run {ref} ({check.var})"
-        if not obtain(ref):
+        if not image_available(ref):
             return "SKIP", f"image {ref} ({check.var}) is neither local nor pullable"
         p = subprocess.run(docker_cmd(check, ref), capture_output=True, text=True,
                            timeout=timeout)

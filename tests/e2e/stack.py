@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 import requests
 import yaml
 
-from tests.tooling import COMPOSE_FILE, REPO, _obtain, image, required_images
+from tests.tooling import COMPOSE_FILE, REPO, image_available, image, required_images
 
 T = TypeVar("T")
 
@@ -136,7 +136,7 @@ def plan_stack() -> Plan:
         plan.image_vars[name] = var
         plan.depends[name] = _depends_on(svc)
         ref = image(var) if var else svc.get("image")
-        if ref and _obtain(ref):
+        if ref and image_available(ref):
             continue
         if svc.get("build"):
             plan.build.append(name)  # compose would build it; the session does it first

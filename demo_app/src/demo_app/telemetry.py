@@ -50,42 +50,25 @@ def build_resource(role: str) -> Resource:
     return resource
 
 
-class CountingSpanExporter(SpanExporter):
-    """Delegates to a real exporter and counts failed batches (never raises)."""
+class _CountingExporter:
+    """Delegates to a real exporter and counts failed batches (never raises: an exporter
+    bug must not kill the batch processor's worker thread)."""
 
-    def __init__(self, inner: SpanExporter, metrics: ServiceMetrics):
+    signal: str
+    success: object
+    failure: object
+
+    def __init__(self, inner, metrics: ServiceMetrics):
         self._inner = inner
-        self._errors = metrics.telemetry_export_errors.labels(metrics.service, "traces")
+        self._errors = metrics.telemetry_export_errors.labels(metrics.service, self.signal)
 
-    def export(self, spans: Sequence) -> SpanExportResult:
-        try:
-            result = self._inner.export(spans)
-        except Exception:  # an exporter bug must not kill the worker thread
-            _log.exception("trace export raised")
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            self._errors.inc()
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-class CountingLogExporter(LogRecordExporter):
-    def __init__(self, inner: LogRecordExporter, metrics: ServiceMetrics):
-        self._inner = inner
-        self._errors = metrics.telemetry_export_errors.labels(metrics.service, "logs")
-
-    def export(self, batch: Sequence) -> LogRecordExportResult:
+    def export(self, batch: Sequence):
         try:
             result = self._inner.export(batch)
         except Exception:
-            _log.exception("log export raised")
-            result = LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
+            _log.exception("%s export raised", self.signal)
+            result = self.failure
+        if result is not self.success:
             self._errors.inc()
         return result
 
@@ -94,6 +77,14 @@ class CountingLogExporter(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
+
+
+class CountingSpanExporter(_CountingExporter, SpanExporter):
+    signal, success, failure = "traces", SpanExportResult.SUCCESS, SpanExportResult.FAILURE
+
+
+class CountingLogExporter(_CountingExporter, LogRecordExporter):
+    signal, success, failure = "logs", LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
 
 
 def _exporter_kind(signal: str) -> str:
