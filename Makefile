@@ -16,7 +16,7 @@ export $(TWIN_VARS)
 endif
 
 .PHONY: help up down restart ps logs urls validate test reload clean uninstall \
-        twins bench dashboards drill drill-reset env
+        twins bench dashboards drill-up drill drill-reset env
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value]"
@@ -81,9 +81,14 @@ bench: ## Measure the cost of instrumentation in the demo service
 dashboards: ## Regenerate Grafana dashboards JSON from their Python source
 	$(PYTHON) grafana/generate.py
 
+drill-up: env ## Start the stack with the drill profile (5s scrape/evaluation, short group_wait)
+	PROMETHEUS_CONFIG_FILE=prometheus.drill.yml ALERTMANAGER_CONFIG_FILE=alertmanager.drill.yml \
+	  $(COMPOSE) up -d --wait
+	@echo "Drill profile on; make up returns to the normal one."
+
 drill: ## Run a fire drill: make drill SCENARIO=<name>
 	@test -n "$(SCENARIO)" || { echo "usage: make drill SCENARIO=<name>"; $(PYTHON) drills/drill.py --help; exit 2; }
 	$(PYTHON) drills/drill.py $(SCENARIO)
 
-drill-reset: ## Clear every fault and restore the normal profile
+drill-reset: ## Clear every fault switch and start the services a drill stopped
 	$(PYTHON) drills/drill.py --reset
