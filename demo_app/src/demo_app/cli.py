@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from .config import ROLES, ConfigError, Settings
@@ -34,6 +35,17 @@ def build(role: str):
     return settings, app
 
 
+def tune_gc() -> None:
+    """Cheaper cyclic GC for a long-running server. The telemetry batch queues keep
+    thousands of spans/log records alive between exports, so with the default gen0
+    threshold (700) the collector runs every few requests and re-scans them (~40 us per
+    request in the inventory benchmark with telemetry on). Freezing the objects created
+    at start-up (modules, app, routes) keeps them out of every later full collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo-app", description=__doc__)
     parser.add_argument("role", choices=ROLES)
@@ -45,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
+    tune_gc()
     # log_config=None: keep our JSON logging; uvicorn's loggers propagate to root.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=5)
