@@ -99,6 +99,18 @@ def component_metric_names(include_documented: bool = True) -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.cache
+def metric_owners() -> dict[str, frozenset[str]]:
+    """Component self-metric name -> the components exporting it (data file stems, e.g.
+    `loki` for loki.documented.txt), so a test can tell a metric of a stopped component."""
+    owners: dict[str, set[str]] = {}
+    for f in sorted(DATA.glob("*.txt")):
+        component = f.name.removesuffix(".txt").removesuffix(".documented")
+        for name in _read_names(f):
+            owners.setdefault(name, set()).add(component)
+    return {name: frozenset(c) for name, c in owners.items()}
+
+
 def known_metric_names() -> set[str]:
     return set(demo_metric_names() | recording_rule_names() | component_metric_names())
 

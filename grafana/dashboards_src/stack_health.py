@@ -19,27 +19,38 @@ SIGNALS = [("spans", "spans", "traces"), ("log_records", "logs", "logs"),
 # collector: otelcol_receiver_accepted_spans, otelcol_process_memory_rss).
 
 
-def _per_signal(stem: str, by: str, legend: str, first_ref: str = "A") -> list:
-    """One query per signal: otelcol_<stem>_<signal>, summed by `by`."""
-    return [prom(f"sum by ({by}) (rate(otelcol_{stem}_{sig}{{{OTELCOL_JOBS}}}[{RI}]))",
-                 legend.replace("SIG", label), chr(ord(first_ref) + i))
+def _received_per_signal(stem: str) -> list:
+    """Receiver counters per signal, by job. A receiver's counter for a signal appears only
+    with its first item (the demo sends no OTLP metrics), so each falls back to 0 for every
+    running collector/Jaeger: the panel shows 0 rather than "No data"."""
+    zero = f"0 * max by (job) (otelcol_process_uptime{{{OTELCOL_JOBS}}})"
+    return [prom(f"sum by (job) (rate(otelcol_{stem}_{sig}{{{OTELCOL_JOBS}}}[{RI}])) or {zero}",
+                 f"{{{{job}}}} {label}", chr(ord("A") + i))
             for i, (sig, label, _) in enumerate(SIGNALS)]
 
 
-def _dropped() -> list:
-    """Items lost at exporters per signal: send failed + enqueue failed.
+def _exporter_rate(kind: str, sig: str, data_type: str) -> str:
+    """Rate of otelcol_exporter_<kind>_<sig> by exporter. These counters appear only with a
+    first item (sent: a first success, failed: a first failure), so the rate falls back to 0
+    for every exporter the queue-capacity gauge lists (it exists from start-up)."""
+    zero = (f'0 * max by (job, exporter) (otelcol_exporter_queue_capacity'
+            f'{{{OTELCOL_JOBS}, data_type="{data_type}"}})')
+    return (f"(sum by (job, exporter) (rate(otelcol_exporter_{kind}_{sig}{{{OTELCOL_JOBS}}}[{RI}]))"
+            f" or {zero})")
 
-    Both counters appear only after a first failure, so each side falls back to 0 for
-    every exporter the queue-capacity gauge lists (it exists from start-up): the panel
-    shows 0 rather than "No data" while nothing is lost."""
-    out = []
-    for i, (sig, label, data_type) in enumerate(SIGNALS):
-        zero = (f'0 * max by (job, exporter) (otelcol_exporter_queue_capacity'
-                f'{{{OTELCOL_JOBS}, data_type="{data_type}"}})')
-        sides = [f"(sum by (job, exporter) (rate(otelcol_exporter_{kind}_{sig}{{{OTELCOL_JOBS}}}[{RI}]))"
-                 f" or {zero})" for kind in ("send_failed", "enqueue_failed")]
-        out.append(prom(" + ".join(sides), f"{{{{job}}}} {{{{exporter}}}} {label}", chr(ord("A") + i)))
-    return out
+
+def _sent() -> list:
+    return [prom(_exporter_rate("sent", sig, data_type), f"{{{{job}}}} {{{{exporter}}}} {label}",
+                 chr(ord("A") + i))
+            for i, (sig, label, data_type) in enumerate(SIGNALS)]
+
+
+def _dropped() -> list:
+    """Items lost at exporters per signal: send failed + enqueue failed."""
+    return [prom(" + ".join(_exporter_rate(kind, sig, data_type)
+                            for kind in ("send_failed", "enqueue_failed")),
+                 f"{{{{job}}}} {{{{exporter}}}} {label}", chr(ord("A") + i))
+            for i, (sig, label, data_type) in enumerate(SIGNALS)]
 
 
 def build() -> dash.Dashboard:
@@ -73,13 +84,13 @@ def build() -> dash.Dashboard:
     lay.row("Collector and Jaeger: telemetry in and out")
     lay.add(ts("Accepted by receivers", "Items the OTLP receivers accepted, per signal, in the "
                "collector and in Jaeger (which is built on the collector).", "short",
-               *_per_signal("receiver_accepted", "job", "{{job}} SIG")), 12, 8)
+               *_received_per_signal("receiver_accepted")), 12, 8)
     lay.add(ts("Refused by receivers", "Items refused back to the sender (backpressure, e.g. "
                "the memory limiter). Should stay at 0.", "short",
-               *_per_signal("receiver_refused", "job", "{{job}} SIG")), 12, 8)
+               *_received_per_signal("receiver_refused")), 12, 8)
     lay.add(ts("Sent by exporters", "Items the exporters delivered: collector -> Jaeger, "
                "Loki, Prometheus; Jaeger -> its storage.", "short",
-               *_per_signal("exporter_sent", "job, exporter", "{{job}} {{exporter}} SIG")), 12, 8)
+               *_sent()), 12, 8)
     lay.add(ts("Dropped by exporters", "Items lost at an exporter: given up after retries "
                "(send failed) or refused by a full sending queue (enqueue failed). Should stay "
                "at 0.", "short",

@@ -42,7 +42,7 @@ SIGNALS: dict[str, tuple[str, ...]] = {
     "traces": ("jaeger", "otel-collector", "prometheus", "shop", "inventory"),
     "logs": ("loki", "otel-collector", "jaeger", "shop", "inventory"),
     "alerts": ("prometheus", "alertmanager", "alert-sink", "shop", "inventory", "loadgen"),
-    "dashboards": ("grafana", "prometheus", "loki", "jaeger", "alertmanager"),
+    "dashboards": ("grafana", "prometheus", "loki", "jaeger", "alertmanager", "otel-collector", "shop", "inventory"),
     "resilience": ("otel-collector", "prometheus", "shop", "inventory", "jaeger"),
 }
 

@@ -82,3 +82,38 @@ def test_span_metrics_from_the_collector_arrive(warm: st.Stack) -> None:
 
     st.poll_until(span_metrics, 150, "span metrics (traces_span_metrics_*) for shop and inventory "
                   "reach Prometheus through the collector's OTLP export", interval=3)
+
+
+@pytest.mark.services("prometheus", "shop", "inventory", "otel-collector")
+@pytest.mark.signal("dashboards")
+def test_every_prometheus_panel_query_returns_data(warm: st.Stack) -> None:
+    """The dashboards' PromQL, run on Prometheus directly: proven even where Grafana's
+    image is missing. A query may stay empty only when a metric it needs comes solely from
+    a component that is not running (e.g. Loki's), or when it needs a firing alert."""
+    from grafana.panel_queries import all_queries, substitute
+    from tests import metric_catalog as catalog
+
+    queries = [q for q in all_queries() if q.datasource_type == "prometheus"]
+    assert queries, "no Prometheus panel queries in the committed dashboards"
+    owners = catalog.metric_owners()
+    stopped = {"grafana", "loki", "jaeger"} - warm.running()
+
+    def excused(q) -> str | None:
+        if q.needs_firing_alert:
+            return "needs a firing alert"
+        absent = sorted(n for n in catalog.metric_names_in(substitute(q.expr))
+                        if owners.get(n) and owners[n] <= stopped)
+        return f"{', '.join(absent)} only from {'/'.join(sorted(stopped))}" if absent else None
+
+    reasons = {q: excused(q) for q in queries}
+
+    def all_have_data() -> bool:
+        empty = [q for q in queries if reasons[q] is None and not st.prom_query(substitute(q.expr))]
+        assert not empty, f"{len(empty)} of {len(queries)} panel queries without data:\n" + "\n".join(
+            f"{q.dashboard}/{q.panel}: {q.expr[:160]}" for q in empty)
+        return True
+
+    st.poll_until(all_have_data, 240, "every Prometheus panel query returns data", interval=15)
+    st.MEASUREMENTS["prometheus_panel_queries"] = {
+        "with_data": sum(r is None for r in reasons.values()),
+        "excused": sorted({f"{q.panel}: {r}" for q, r in reasons.items() if r})}
