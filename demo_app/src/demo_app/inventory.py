@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from .config import Settings
 from .faults import Faults
 from .telemetry import Telemetry
-from .web import DependencyUnavailable, build_app, fault_dependency
+from .web import DependencyUnavailable, build_app, fault_dependency, include_api
 
 log = logging.getLogger("demo_app.inventory")
 
@@ -168,5 +168,5 @@ def create_app(settings: Settings, telemetry: Telemetry | None = None) -> FastAP
         log.info("reserved", extra={"item_id": item_id, "quantity": quantity, "stock": item["stock"]})
         return {"reserved": quantity, "item": item}
 
-    app.include_router(api)
+    include_api(app, api)
     return app

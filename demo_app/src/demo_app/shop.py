@@ -14,7 +14,7 @@ from opentelemetry.trace import Status, StatusCode
 from .config import Settings
 from .faults import Faults
 from .telemetry import Telemetry, request_id_var
-from .web import DependencyUnavailable, build_app, fault_dependency
+from .web import DependencyUnavailable, build_app, fault_dependency, include_api
 
 log = logging.getLogger("demo_app.shop")
 
@@ -149,5 +149,5 @@ def create_app(settings: Settings, telemetry: Telemetry | None = None,
                                             "total": total})
             return {"order_id": order_id, "product_id": pid, "quantity": qty, "total": total, "result": "placed"}
 
-    app.include_router(api)
+    include_api(app, api)
     return app
