@@ -47,48 +47,8 @@ def test_same_bytes_as_sdk_encoder():
     assert otlp_encode.encode_spans(mixed).SerializeToString() == sdk_encode_spans(mixed).SerializeToString()
 
 
-def test_install_patches_the_http_exporters():
-    from opentelemetry.exporter.otlp.proto.http import _log_exporter, trace_exporter
+def test_install_patches_the_http_exporter():
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter
 
     assert otlp_encode.install()
     assert trace_exporter.encode_spans is otlp_encode.encode_spans
-    assert _log_exporter.encode_logs is otlp_encode.encode_logs
-
-
-def _log_records():
-    import logging
-
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-
-    from demo_app.telemetry import make_otlp_log_handler
-
-    mem = InMemoryLogRecordExporter()
-    lp = LoggerProvider(resource=Resource({"service.name": "inventory"}))
-    lp.add_log_record_processor(SimpleLogRecordProcessor(mem))
-    handler = make_otlp_log_handler(lp)
-    log = logging.getLogger("demo_app.test_otlp_encode")
-    log.addHandler(handler)
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    try:
-        tp = TracerProvider()
-        with tp.get_tracer("t").start_as_current_span("s"):
-            log.warning("GET %s -> %d", "/api/items", 200, extra={"http_route": "/api/items", "status_code": 200,
-                                                                  "duration_ms": 1.5, "flag": True})
-        log.info("no span", extra={"readiness": {"store": "ok"}})
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            log.exception("failed")
-    finally:
-        log.removeHandler(handler)
-    return list(mem.get_finished_logs())
-
-
-def test_logs_same_bytes_as_sdk_encoder():
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as sdk_encode_logs
-
-    records = _log_records()
-    assert len(records) == 3
-    assert otlp_encode.encode_logs(records).SerializeToString() == sdk_encode_logs(records).SerializeToString()

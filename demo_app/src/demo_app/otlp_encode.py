@@ -1,4 +1,4 @@
-"""Faster drop-ins for the OTLP exporters' `encode_spans` / `encode_logs` (same messages).
+"""A faster drop-in for the OTLP exporter's `encode_spans` (same protobuf message).
 
 Why: in the inventory benchmark the span export thread spent ~55 us per span in the
 SDK's encoder, which builds every KeyValue/AnyValue as a separate message and then
@@ -6,8 +6,7 @@ copies it into its parent (upb copies sub-messages passed to a constructor). Tha
 thread shares the GIL with the request loop, so it is request-path CPU. Building the
 message in place (`repeated.add()`, scalar assignment) does the same work in less than
 half the time. Rare parts (resource, scope, events, links, non-scalar values) reuse
-the SDK's own helpers. Log records get the same treatment.
-tests/unit/test_otlp_encode.py checks the bytes are identical.
+the SDK's own helpers. tests/unit/test_otlp_encode.py checks the bytes are identical.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import (
     _encode_links,
     _span_flags,
 )
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -106,62 +104,13 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
     return request
 
 
-def _fill_log(pb, readable) -> None:
-    rec = readable.log_record
-    pb.time_unix_nano = rec.timestamp or 0
-    pb.observed_time_unix_nano = rec.observed_timestamp or 0
-    if rec.span_id:
-        pb.span_id = rec.span_id.to_bytes(8, "big")
-    if rec.trace_id:
-        pb.trace_id = rec.trace_id.to_bytes(16, "big")
-    pb.flags = int(rec.trace_flags)
-    if isinstance(rec.body, str):
-        pb.body.string_value = rec.body
-    else:
-        pb.body.CopyFrom(_encode_value(rec.body))
-    if rec.severity_text is not None:
-        pb.severity_text = rec.severity_text
-    if rec.attributes:
-        _fill_attributes(pb.attributes, rec.attributes)
-    pb.dropped_attributes_count = readable.dropped_attributes
-    severity = getattr(rec.severity_number, "value", None)
-    if severity is not None:
-        pb.severity_number = severity
-    if rec.event_name is not None:
-        pb.event_name = rec.event_name
-
-
-def encode_logs(batch) -> ExportLogsServiceRequest:
-    """Same result as opentelemetry.exporter.otlp.proto.common._log_encoder.encode_logs."""
-    grouped: dict = defaultdict(lambda: defaultdict(list))
-    for readable in batch:
-        grouped[readable.resource][readable.instrumentation_scope or None].append(readable)
-    request = ExportLogsServiceRequest()
-    for resource, scopes in grouped.items():
-        rl = request.resource_logs.add()
-        rl.resource.CopyFrom(_encode_resource(resource))
-        if resource.schema_url:
-            rl.schema_url = resource.schema_url
-        for scope, records in scopes.items():
-            sl = rl.scope_logs.add()
-            sl.scope.CopyFrom(_encode_instrumentation_scope(scope))
-            if scope is not None and scope.schema_url:
-                sl.schema_url = scope.schema_url
-            for readable in records:
-                _fill_log(sl.log_records.add(), readable)
-    return request
-
-
 def install() -> bool:
-    """Makes the OTLP/HTTP span and log exporters use these encoders (their export()
-    calls the module-level names `encode_spans` / `encode_logs`). A module where that
-    name is gone (an exporter upgrade) is left alone: the SDK's encoder stays in use."""
-    from opentelemetry.exporter.otlp.proto.http import _log_exporter, trace_exporter
+    """Makes the OTLP/HTTP span exporter use this encoder (it calls the module-level
+    name `encode_spans` in export()). Returns False, changing nothing, if that name is
+    gone (an exporter upgrade): the SDK's encoder then stays in use."""
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter
 
-    done = True
-    for module, name, fast in ((trace_exporter, "encode_spans", encode_spans), (_log_exporter, "encode_logs", encode_logs)):
-        if callable(getattr(module, name, None)):
-            setattr(module, name, fast)
-        else:
-            done = False
-    return done
+    if not callable(getattr(trace_exporter, "encode_spans", None)):
+        return False
+    trace_exporter.encode_spans = encode_spans
+    return True
