@@ -146,9 +146,6 @@ class Telemetry:
             if span_exporter is None and _exporter_kind("traces") == "otlp":
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-                from . import otlp_encode
-
-                otlp_encode.install()  # same bytes, less than half the encoding CPU
                 span_exporter = OTLPSpanExporter()
             if span_exporter is not None:
                 # BatchSpanProcessor: bounded queue (OTEL_BSP_MAX_QUEUE_SIZE), drops when full.
