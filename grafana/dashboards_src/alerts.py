@@ -6,8 +6,8 @@ from grafana_foundation_sdk.builders import stat, statetimeline, table
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (ALERTMANAGER_NAME, PROMETHEUS, Layout, last_value, prom, threshold_lines,
-                     thresholds, ts)
+from .common import (ALERTMANAGER_NAME, PROMETHEUS, last_value, Layout, new_dashboard, prom,
+                     stack_dashboards_link, threshold_lines, thresholds, ts)
 
 UID = "alerts"
 RI = "$__rate_interval"
@@ -19,14 +19,12 @@ BURN_WINDOWS = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
 
 def build() -> dash.Dashboard:
     board = (
-        dash.Dashboard("Alerts").uid(UID)
-        .description("What is firing now (straight from Alertmanager), what fired before "
-                     "(Prometheus' ALERTS series), what reached the alert sink, and how fast "
-                     "each demo service burns its error budget.")
-        .tags(["alerts", "slo", "generated"]).refresh("30s").time("now-3h", "now")
-        .timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR).readonly()
-        .link(dash.DashboardLink("Stack dashboards").type(dm.DashboardLinkType.DASHBOARDS)
-              .tags(["generated"]).as_dropdown(True).keep_time(True))
+        new_dashboard("Alerts", UID,
+                      "What is firing now (straight from Alertmanager), what fired before "
+                      "(Prometheus' ALERTS series), what reached the alert sink, and how fast "
+                      "each demo service burns its error budget.",
+                      ["alerts", "slo"], "now-3h")
+        .link(stack_dashboards_link())
     )
     lay = Layout(board)
 

@@ -126,3 +126,19 @@ def last_value() -> ReduceDataOptions:
 
 def threshold_lines() -> GraphThresholdsStyleConfig:
     return GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
+
+
+def new_dashboard(title: str, uid: str, description: str, tags: list[str],
+                  since: str) -> dash.Dashboard:
+    """The settings every stack dashboard shares: generated (read-only), 30 s refresh,
+    browser time zone, shared crosshair."""
+    return (dash.Dashboard(title).uid(uid).description(description)
+            .tags([*tags, "generated"]).refresh("30s").time(since, "now")
+            .timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR).readonly())
+
+
+def stack_dashboards_link() -> dash.DashboardLink:
+    """A dropdown of the other generated dashboards, keeping the time range."""
+    return (dash.DashboardLink("Stack dashboards").type(dm.DashboardLinkType.DASHBOARDS)
+            .tags(["generated"]).as_dropdown(True).keep_time(True))
+

@@ -7,8 +7,8 @@ from grafana_foundation_sdk.builders.common import TableSortByFieldState
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, Layout, last_value, loki, prom, thresholds,
-                     ts)
+from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, last_value, Layout, loki,
+                     new_dashboard, prom, stack_dashboards_link, thresholds, ts)
 
 UID = "demo-overview"
 
@@ -26,12 +26,11 @@ def _quantile(q: float, ref: str, exemplar: bool = False):
 
 def build() -> dash.Dashboard:
     board = (
-        dash.Dashboard("Demo service overview").uid(UID)
-        .description("Golden signals of the demo services (shop, inventory), their business "
-                     "metrics, recent logs and slowest traces. Exemplar dots on the latency "
-                     "panel open the request's trace in Jaeger.")
-        .tags(["demo", "red", "generated"]).refresh("30s").time("now-30m", "now")
-        .timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR).readonly()
+        new_dashboard("Demo service overview", UID,
+                      "Golden signals of the demo services (shop, inventory), their business "
+                      "metrics, recent logs and slowest traces. Exemplar dots on the latency "
+                      "panel open the request's trace in Jaeger.",
+                      ["demo", "red"], "now-30m")
         .with_variable(
             dash.QueryVariable("service").label("Service").datasource(PROMETHEUS)
             .query({"query": "label_values(demo_http_requests_total, service)", "refId": "service"})
@@ -50,8 +49,7 @@ def build() -> dash.Dashboard:
         .link(dash.DashboardLink("Jaeger UI").type(dm.DashboardLinkType.LINK)
               .url("http://localhost:16686/search").target_blank(True).icon("external link")
               .tooltip("Jaeger's own UI (published on localhost:16686)"))
-        .link(dash.DashboardLink("Stack dashboards").type(dm.DashboardLinkType.DASHBOARDS)
-              .tags(["generated"]).as_dropdown(True).keep_time(True))
+        .link(stack_dashboards_link())
     )
     lay = Layout(board)
 

@@ -6,8 +6,8 @@ from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (OTELCOL_JOBS, PROMETHEUS, Layout, last_value, prom, thresholds, ts,
-                     up_mappings)
+from .common import (OTELCOL_JOBS, PROMETHEUS, last_value, Layout, new_dashboard, prom,
+                     stack_dashboards_link, thresholds, ts, up_mappings)
 
 UID = "stack-health"
 RI = "$__rate_interval"
@@ -55,14 +55,12 @@ def _dropped() -> list:
 
 def build() -> dash.Dashboard:
     board = (
-        dash.Dashboard("Stack health").uid(UID)
-        .description("The observability stack watching itself: targets up, telemetry accepted, "
-                     "refused and dropped at the collector, what reaches Prometheus, Loki and "
-                     "Jaeger, exporter queues, memory and scrape durations.")
-        .tags(["stack", "generated"]).refresh("30s").time("now-30m", "now")
-        .timezone("browser").tooltip(dm.DashboardCursorSync.CROSSHAIR).readonly()
-        .link(dash.DashboardLink("Stack dashboards").type(dm.DashboardLinkType.DASHBOARDS)
-              .tags(["generated"]).as_dropdown(True).keep_time(True))
+        new_dashboard("Stack health", UID,
+                      "The observability stack watching itself: targets up, telemetry accepted, "
+                      "refused and dropped at the collector, what reaches Prometheus, Loki and "
+                      "Jaeger, exporter queues, memory and scrape durations.",
+                      ["stack"], "now-30m")
+        .link(stack_dashboards_link())
     )
     lay = Layout(board)
 
