@@ -4,7 +4,6 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common as cm
-from grafana_foundation_sdk.models import dashboard as dm
 
 from .common import (OTELCOL_JOBS, PROMETHEUS, last_value, Layout, new_dashboard, prom,
                      stack_dashboards_link, thresholds, ts, up_mappings)
