@@ -9,7 +9,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Literal
