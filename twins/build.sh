@@ -4,7 +4,7 @@
 # registry. See DESIGN.md, "Machines with no container registry".
 #
 #   bash twins/build.sh [--force] [--only NAME]...
-#     NAME: busybox prometheus alertmanager otelcol jaeger python-base demo
+#     NAME: busybox prometheus alertmanager otelcol telemetrygen jaeger python-base demo
 #     --force: rebuild even when an image is up to date
 #
 # Needs root (apt, debootstrap), Go and a running Docker engine (.ci/docker-engine.sh).
@@ -23,14 +23,33 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/lock"
 flock -n 9 || { echo "[twins] another twins/build.sh is running here; waiting for it"; flock 9; }
 
-# ---- pinned versions (DESIGN.md "Versions to pin") ---------------------------------
-PROM_VERSION=3.14.0;  PROM_MOD=github.com/prometheus/prometheus@v0.314.0
-AM_VERSION=0.34.0;    AM_MOD=github.com/prometheus/alertmanager@v0.34.0
-OTELCOL_VERSION=0.159.0
-OCB_MOD=go.opentelemetry.io/collector/cmd/builder@v0.159.0
-JAEGER_VERSION=2.20.0
-# v2.x tags are not module versions (no /v2 path); this is the v2.20.0 tag's commit.
-JAEGER_COMMIT=798e4b0fcf22609e381df764a01461affd813e1e
+T0=$SECONDS
+log() { echo "[twins +$((SECONDS - T0))s] $*"; }
+die() { echo "[twins] ERROR: $*" >&2; exit 1; }
+
+# ---- versions: docker-compose.yml's image defaults are the one place they are pinned ----
+pin() {  # pin VAR: the default image docker-compose.yml gives ${VAR:-...}
+  local ref; ref=$(sed -n "s/.*\${$1:-\([^}]*\)}.*/\1/p" "$ROOT/docker-compose.yml" | head -1)
+  [ -n "$ref" ] || die "docker-compose.yml has no \${$1:-...} default"
+  echo "$ref"
+}
+version_of() { local t; t=$(pin "$1"); t=${t##*:}; echo "${t#v}"; }  # image tag without v
+PROM_VERSION=$(version_of PROMETHEUS_IMAGE)
+# Prometheus 3.X.Y is Go module v0.3XX.Y (the module path has no /v3).
+IFS=. read -r _maj _min _pat <<<"$PROM_VERSION"
+PROM_MOD=github.com/prometheus/prometheus@v0.$((_maj * 100 + _min)).$_pat
+AM_VERSION=$(version_of ALERTMANAGER_IMAGE); AM_MOD=github.com/prometheus/alertmanager@v$AM_VERSION
+OTELCOL_VERSION=$(version_of OTELCOL_IMAGE)
+OCB_MOD=go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION
+# telemetrygen (the capacity benchmark's load generator) ships with every contrib release.
+TELEMETRYGEN_MOD=github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v$OTELCOL_VERSION
+# Jaeger: v2.x tags are not Go module versions (no /v2 path) and the proxy refuses the
+# pinned tag's commit. v1.76.0 was released from the same commit as v2.13.0, so its
+# cmd/jaeger IS the Jaeger v2.13.0 binary: the newest Jaeger v2 that can be built here.
+# It stands in for the pinned $(pin JAEGER_IMAGE) and is labelled so everywhere.
+TWIN_GO_REPLACES="  - github.com/aws/aws-sdk-go-v2/service/servicediscovery => github.com/aws/aws-sdk-go-v2/service/servicediscovery v1.43.0"
+JAEGER_PIN=$(version_of JAEGER_IMAGE)
+JAEGER_VERSION=2.13.0; JAEGER_MOD=github.com/jaegertracing/jaeger@v1.76.0
 SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -38,11 +57,12 @@ BUSYBOX_TAG=twin/busybox:$SUITE
 PROMETHEUS_TAG=twin/prometheus:v$PROM_VERSION
 ALERTMANAGER_TAG=twin/alertmanager:v$AM_VERSION
 OTELCOL_TAG=twin/otelcol-contrib:$OTELCOL_VERSION
+TELEMETRYGEN_TAG=twin/telemetrygen:v$OTELCOL_VERSION
 JAEGER_TAG=twin/jaeger:$JAEGER_VERSION
 PYBASE_TAG=twin/python-base:$SUITE
 DEMO_TAG=twin/demo-app:dev
 
-ALL=(busybox prometheus alertmanager otelcol jaeger python-base demo)
+ALL=(busybox prometheus alertmanager otelcol telemetrygen jaeger python-base demo)
 ONLY=(); FORCE=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -58,9 +78,6 @@ for n in "${ONLY[@]}"; do
 done
 wanted() { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
 
-T0=$SECONDS
-log() { echo "[twins +$((SECONDS - T0))s] $*"; }
-die() { echo "[twins] ERROR: $*" >&2; exit 1; }
 
 # ---- helpers ------------------------------------------------------------------------
 # hash_of ARG...: files and directories by content, anything else as a literal string.
@@ -82,13 +99,15 @@ cached() {
   if [ "$(label_of "$1")" = "$2" ]; then log "$1 is up to date (recipe $2), skipped"; return 0; fi
   return 1
 }
-# dbuild TAG HASH DOCKERFILE_DIR CONTEXT: offline docker build with the recipe label.
+# dbuild TAG HASH DOCKERFILE_DIR CONTEXT [BUILD_ARG=VALUE...]: offline docker build with
+# the recipe label (versions reach the Dockerfiles as build args, never typed there).
 dbuild() {
-  local blog=$CACHE/build-${1//[\/:]/_}.log
+  local blog=$CACHE/build-${1//[\/:]/_}.log tag=$1 h=$2 df=$3 ctx=$4 a args=(); shift 4
+  for a in "$@"; do args+=(--build-arg "$a"); done
   # Engine 20.10's classic builder: no BuildKit needed, no network used.
-  DOCKER_BUILDKIT=0 docker build --label "io.twins.recipe=$2" -t "$1" -f "$3/Dockerfile" "$4" \
-    > "$blog" 2>&1 || { tail -30 "$blog" >&2; die "docker build $1 failed"; }
-  log "$1 built: $(docker image inspect -f '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1e6}')"
+  DOCKER_BUILDKIT=0 docker build --label "io.twins.recipe=$h" "${args[@]}" -t "$tag" -f "$df/Dockerfile" "$ctx" \
+    > "$blog" 2>&1 || { tail -30 "$blog" >&2; die "docker build $tag failed"; }
+  log "$tag built: $(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 apt_need() {  # apt_need PKG...: install what is missing
   local missing=() p
@@ -165,7 +184,7 @@ build_prometheus() {
   gobuild "$dir" "$ctx/promtool" ./cmd/promtool netgo "$ld"
   cp "$dir/documentation/examples/prometheus.yml" "$dir/LICENSE" "$dir/NOTICE" "$ctx/"
   chmod 644 "$ctx"/*.yml "$ctx/LICENSE" "$ctx/NOTICE"
-  dbuild "$PROMETHEUS_TAG" "$h" "$TW/prometheus" "$ctx"
+  dbuild "$PROMETHEUS_TAG" "$h" "$TW/prometheus" "$ctx" "VERSION=$PROM_VERSION" "MODULE=$PROM_MOD"
 }
 
 # ---- 3. Alertmanager ---------------------------------------------------------------------
@@ -181,7 +200,12 @@ build_alertmanager() {
   # Build from a writable copy with a one-page dist saying so; the API is unaffected.
   local src=$CACHE/src/alertmanager@${AM_MOD#*@}
   rm -rf "$src"; mkdir -p "$(dirname "$src")"; cp -r "$dir" "$src"; chmod -R u+w "$src"
-  mkdir -p "$src/ui/app/dist"; cp "$TW/alertmanager/index.html" "$src/ui/app/dist/index.html"
+  # Since 0.35 ui/web.go serves dist/elm (at /) and dist/mantine (at /ui/), HTML gzipped.
+  local ui
+  for ui in elm mantine; do
+    mkdir -p "$src/ui/app/dist/$ui"
+    sed "s/@VERSION@/$AM_VERSION/" "$TW/alertmanager/index.html" | gzip -9n > "$src/ui/app/dist/$ui/index.html.gz"
+  done
   dir=$src
   local ld; ld=$(prom_ldflags "$AM_VERSION" "${AM_MOD#*@}" \
       "$(go env GOMODCACHE)/cache/download/${AM_MOD%@*}/@v/${AM_MOD#*@}.info")
@@ -190,43 +214,71 @@ build_alertmanager() {
   gobuild "$dir" "$ctx/amtool" ./cmd/amtool netgo "$ld"
   cp "$dir/examples/ha/alertmanager.yml" "$dir/LICENSE" "$dir/NOTICE" "$ctx/"
   chmod 644 "$ctx"/*.yml "$ctx/LICENSE" "$ctx/NOTICE"
-  dbuild "$ALERTMANAGER_TAG" "$h" "$TW/alertmanager" "$ctx"
+  dbuild "$ALERTMANAGER_TAG" "$h" "$TW/alertmanager" "$ctx" "VERSION=$AM_VERSION"
 }
 
 # ---- 4. OpenTelemetry Collector (ocb) ----------------------------------------------------
 build_otelcol() {
   local h ctx=$CACHE/otelcol manifest=$ROOT/otel-collector/builder-config.yaml
-  h=$(hash_of "$(declare -f build_otelcol)" "$OCB_MOD" "$(go version)" "$manifest" "$TW/otelcol")
+  grep -q "^  version: $OTELCOL_VERSION\$" "$manifest" \
+    || die "$(basename "$manifest") dist.version is not the pinned collector $OTELCOL_VERSION"
+  h=$(hash_of "$(declare -f build_otelcol)" "$OCB_MOD" "$(go version)" "$manifest" "$TW/otelcol" \
+      "$TWIN_GO_REPLACES")
   cached "$OTELCOL_TAG" "$h" && return 0
   log "go install $OCB_MOD"
   local gobin=$CACHE/bin; mkdir -p "$gobin"
   (cd "$CACHE" && GOWORK=off GOBIN=$gobin CGO_ENABLED=0 go install "$OCB_MOD")
   rm -rf "$ctx"; mkdir -p "$ctx"
   log "builder: generate and compile otelcol-contrib from $(basename "$manifest")"
+  # The proxy here refuses the servicediscovery version loadbalancingexporter asks for
+  # (used only by its AWS Cloud Map resolver, which no config of ours uses): the twin
+  # pins the newest one it serves. The shipped manifest stays as upstream would build it.
+  cp "$manifest" "$ctx/manifest.yaml"
+  printf '%s\n' "replaces:" "$TWIN_GO_REPLACES" >> "$ctx/manifest.yaml"
   # ocb writes go.mod/main.go into the output path, runs go mod tidy, then go build.
-  GOWORK=off CGO_ENABLED=0 "$gobin/builder" --config="$manifest" --output-path="$ctx/src" \
+  GOWORK=off CGO_ENABLED=0 "$gobin/builder" --config="$ctx/manifest.yaml" --output-path="$ctx/src" \
     > "$ctx/builder.log" 2>&1 || { tail -30 "$ctx/builder.log" >&2; die "ocb failed (log: $ctx/builder.log)"; }
   cp "$ctx/src/otelcol-contrib" "$ctx/otelcol-contrib"
   cp "$TW/otelcol/config.yaml" /etc/ssl/certs/ca-certificates.crt "$ctx/"
   chmod 755 "$ctx/otelcol-contrib"; chmod 644 "$ctx/config.yaml" "$ctx/ca-certificates.crt"
-  dbuild "$OTELCOL_TAG" "$h" "$TW/otelcol" "$ctx"
+  dbuild "$OTELCOL_TAG" "$h" "$TW/otelcol" "$ctx" "VERSION=$OTELCOL_VERSION"
 }
 
-# ---- 5. Jaeger v2 ------------------------------------------------------------------------
-# The module github.com/jaegertracing/jaeger has no /v2 path, so v2.x tags are not module
-# versions; only the tag's commit as a pseudo-version could be fetched from the proxy.
-# Today proxy.golang.org answers 403 "not available" for it (and github.com is not
-# reachable), so Jaeger has no twin: tests needing it skip and name the image.
+# ---- 5. Jaeger v2 (2.13.0 standing in for the pinned version, see the top) ---------------
+# As upstream's cmd/jaeger/Dockerfile: /cmd/jaeger/jaeger-linux, USER 10001, VOLUME /tmp,
+# JAEGER_LISTEN_HOST=0.0.0.0; on the busybox twin (upstream: Alpine) for wget healthchecks.
+# No `ui` build tag: the module has no built UI assets, so / serves upstream's
+# placeholder page; the query API, OTLP receivers and Monitor API are the real ones.
 build_jaeger() {
-  local out
-  if out=$(cd "$CACHE" && GOWORK=off GOFLAGS=-mod=mod go mod download -json \
-        "github.com/jaegertracing/jaeger@$JAEGER_COMMIT" 2>&1) && ! grep -q '"Error"' <<<"$out"; then
-    log "jaeger: module for v$JAEGER_VERSION ($JAEGER_COMMIT) is now on the proxy;" \
-        "a twin recipe has not been written yet, skipped"
-  else
-    log "jaeger: skipped, the Go proxy does not serve v$JAEGER_VERSION's commit: $(
-        sed -n 's/.*"Error": "\(.*\)"/\1/p' <<<"$out" | sed 's/\\n.*//' | head -1)"
-  fi
+  local h ctx=$CACHE/jaeger dir
+  h=$(hash_of "$(declare -f build_jaeger gobuild)" "$JAEGER_MOD" "$JAEGER_VERSION" "$(go version)" \
+      "$TW/jaeger" "$(image_id "$BUSYBOX_TAG")")
+  cached "$JAEGER_TAG" "$h" && return 0
+  dir=$(mod_dir "$JAEGER_MOD"); [ -d "$dir" ] || die "could not download $JAEGER_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  # Upstream's scripts/makefiles/BuildInfo.mk stamping; the date is the release time.
+  local p=github.com/jaegertracing/jaeger/internal/version date
+  date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' \
+      "$(go env GOMODCACHE)/cache/download/${JAEGER_MOD%@*}/@v/${JAEGER_MOD#*@}.info")
+  log "go build jaeger v$JAEGER_VERSION ($JAEGER_MOD, cmd/jaeger)"
+  gobuild "$dir" "$ctx/jaeger-linux" ./cmd/jaeger "" \
+    "-X $p.commitSHA=${JAEGER_MOD#*@} -X $p.latestVersion=v$JAEGER_VERSION -X $p.date=$date"
+  cp "$dir/cmd/jaeger/sampling-strategies.json" "$dir/LICENSE" "$ctx/"
+  chmod 644 "$ctx/sampling-strategies.json" "$ctx/LICENSE"
+  dbuild "$JAEGER_TAG" "$h" "$TW/jaeger" "$ctx" "VERSION=$JAEGER_VERSION" "MODULE=$JAEGER_MOD" \
+    "STANDS_IN_FOR=$JAEGER_PIN"
+}
+
+# ---- 5b. telemetrygen (load generator for bench/, same release as the collector) ---------
+build_telemetrygen() {
+  local h ctx=$CACHE/telemetrygen dir
+  h=$(hash_of "$(declare -f build_telemetrygen gobuild)" "$TELEMETRYGEN_MOD" "$(go version)" "$TW/telemetrygen")
+  cached "$TELEMETRYGEN_TAG" "$h" && return 0
+  dir=$(mod_dir "$TELEMETRYGEN_MOD"); [ -d "$dir" ] || die "could not download $TELEMETRYGEN_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  log "go build telemetrygen ($TELEMETRYGEN_MOD)"
+  gobuild "$dir" "$ctx/telemetrygen" . "" "-s -w"
+  dbuild "$TELEMETRYGEN_TAG" "$h" "$TW/telemetrygen" "$ctx" "VERSION=$OTELCOL_VERSION"
 }
 
 # ---- 6. Python base (debootstrap) ----------------------------------------------------------
@@ -289,12 +341,13 @@ run() {  # run NAME FN: one phase with its elapsed time
 need_base() {  # images built FROM another twin need it even with --only
   docker image inspect "$1" >/dev/null 2>&1 || { wanted "$2" || run "$2" "build_${2//-/_}"; }
 }
-if wanted prometheus || wanted alertmanager; then need_base "$BUSYBOX_TAG" busybox; fi
+if wanted prometheus || wanted alertmanager || wanted jaeger; then need_base "$BUSYBOX_TAG" busybox; fi
 if wanted demo; then need_base "$PYBASE_TAG" python-base; fi
 run busybox build_busybox
 run prometheus build_prometheus
 run alertmanager build_alertmanager
 run otelcol build_otelcol
+run telemetrygen build_telemetrygen
 run jaeger build_jaeger
 run python-base build_python_base
 run demo build_demo
@@ -309,11 +362,15 @@ env_file=$TW/images.env
   echo "# Written by twins/build.sh; source it to run the stack on the twins."
   req=()
   for pair in PROMETHEUS_IMAGE:$PROMETHEUS_TAG ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
-              OTELCOL_IMAGE:$OTELCOL_TAG JAEGER_IMAGE:$JAEGER_TAG DEMO_IMAGE:$DEMO_TAG; do
+              OTELCOL_IMAGE:$OTELCOL_TAG TELEMETRYGEN_IMAGE:$TELEMETRYGEN_TAG \
+              JAEGER_IMAGE:$JAEGER_TAG DEMO_IMAGE:$DEMO_TAG; do
     var=${pair%%:*}; tag=${pair#*:}
     # only images this script built (they carry its recipe label)
     if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi
   done
+  # The demo twin is built above: compose must use it as is, not rebuild it (its default
+  # base image cannot be pulled here).
+  [[ " ${req[*]} " == *" DEMO_IMAGE "* ]] && echo "DEMO_PULL_POLICY=never"
   echo "REQUIRED_IMAGES=$(IFS=,; echo "${req[*]}")"
 } > "$env_file.tmp"
 mv "$env_file.tmp" "$env_file"

@@ -1,0 +1,63 @@
+"""The minimal collector distribution (otel-collector/builder-config.yaml) holds exactly
+the components the collector configs use, at the release docker-compose.yml pins."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from scripts.validate import image_defaults
+from tests.tooling import REPO, require_image
+
+MANIFEST = REPO / "otel-collector" / "builder-config.yaml"
+# Every collector config of the project: the stack's, the scale-out tiers', the benchmark's.
+CONFIGS = sorted({*(REPO / "otel-collector").glob("config*.yml"), *(REPO / "bench").glob("*collector*.yml")})
+KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
+
+
+def used_components() -> set[str]:
+    names: set[str] = set()
+    for path in CONFIGS:
+        cfg = yaml.safe_load(path.read_text())
+        for kind in KINDS:
+            names |= {key.split("/")[0] for key in cfg.get(kind) or {}}
+    return names
+
+
+def test_manifest_is_at_the_pinned_release():
+    pinned = image_defaults()["OTELCOL_IMAGE"].rsplit(":", 1)[1]
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert manifest["dist"]["version"] == pinned, f"dist.version is not the pinned collector {pinned}"
+    modules = [m["gomod"] for kind in (*KINDS, "providers") for m in manifest.get(kind) or []]
+    versions = {gomod.split()[1] for gomod in modules + [manifest["telemetry"]["gomod"]]}
+    zero_x = {v for v in versions if v.startswith("v0.")}
+    assert zero_x == {f"v{pinned}"}, f"components at {sorted(zero_x)}, the pinned release is {pinned}"
+    # The stable (v1.x) modules of a release: one version for all of them.
+    assert len(versions - zero_x) <= 1, f"providers at several versions: {sorted(versions - zero_x)}"
+
+
+def test_built_distribution_holds_exactly_the_components_the_configs_use():
+    ref = require_image("OTELCOL_IMAGE")
+    title = subprocess.run(["docker", "image", "inspect", "-f",
+                            '{{index .Config.Labels "org.opencontainers.image.title"}}', ref],
+                           capture_output=True, text=True).stdout
+    if "minimal ocb build" not in title:
+        pytest.skip(f"{ref} is not built from {MANIFEST.name} (make twins builds it): the upstream "
+                    "contrib image holds every component")
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "components"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    built = set(re.findall(r"^\s*- name: ([a-z_]+)\s*$", out, re.MULTILINE))
+    used = used_components()
+    assert used <= built, f"configs use components the distribution lacks: {sorted(used - built)}"
+    assert built <= used, (f"components built but used by no config ({[p.name for p in CONFIGS]}): "
+                           f"{sorted(built - used)}; drop them from {MANIFEST.name}")
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_collector_config_validates(config):
+    ref = require_image("OTELCOL_IMAGE")
+    p = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{config.parent}:/cfg:ro", ref,
+                        "validate", f"--config=/cfg/{config.name}"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
