@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Create .env from .env.example (first run) and fill empty secrets with random values.
 
-Idempotent: existing values are never changed, so `make up` can call it every time.
-Prints where the Grafana password is.
+Idempotent: existing values are never changed, so `make up` can call it every time. A
+setting .env.example gained since .env was made (an older checkout) is appended with its
+default, so compose finds every variable it needs. Prints where the Grafana password is.
 """
 from __future__ import annotations
 
@@ -33,12 +34,23 @@ def fill(text: str) -> tuple[str, list[str]]:
     return out, filled
 
 
+def add_missing(text: str, example: str) -> tuple[str, list[str]]:
+    """`text` with every NAME=value line of `example` whose NAME it lacks appended."""
+    have = set(re.findall(r"^(\w+)=", text, re.MULTILINE))
+    new = [(m.group(1), m.group(0)) for m in re.finditer(r"^(\w+)=.*$", example, re.MULTILINE)
+           if m.group(1) not in have]
+    if new:
+        text += ("" if text.endswith("\n") or not text else "\n") + "\n".join(line for _, line in new) + "\n"
+    return text, [name for name, _ in new]
+
+
 def main(root: Path) -> int:
     env, example = root / ".env", root / ".env.example"
     created = not env.exists()
     text = example.read_text() if created else env.read_text()
+    text, added = add_missing(text, example.read_text())
     out, filled = fill(text)
-    if created or filled:
+    if created or filled or added:
         # Owner-only before the secrets are written.
         fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -46,8 +58,11 @@ def main(root: Path) -> int:
         os.chmod(env, 0o600)
     if created:
         print(f"Created {env} from .env.example with generated {', '.join(filled)}.")
-    elif filled:
-        print(f"Filled empty {', '.join(filled)} in {env}.")
+    else:
+        if added:
+            print(f"Added new settings to {env} with their defaults: {', '.join(added)}.")
+        if filled:
+            print(f"Filled empty {', '.join(filled)} in {env}.")
     print(f"Grafana login: GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD in {env}")
     return 0
 

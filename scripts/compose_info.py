@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""What the Makefile, the drills and the tests ask `docker compose` about the stack.
+
+    python3 scripts/compose_info.py files   the compose files for this engine (COMPOSE_FILE)
+    python3 scripts/compose_info.py urls    every published endpoint of the running stack
+
+Ports are read back from compose (`docker compose ps`), never typed twice: the compose
+file is the one place a port is published.
+
+Standard library only (runs before the project's virtual environment exists).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_FILE = "docker-compose.yml"
+# Engines from 25 (API 1.44) probe every second during start_period (healthcheck
+# start_interval), so `up --wait` returns seconds after a service is ready; older engines
+# refuse the key, so it lives in an overlay added only where it works.
+FAST_HEALTH_FILE = "docker-compose.fast-health.yml"
+FAST_HEALTH_API = (1, 44)
+# What each published endpoint is for (make urls).
+ROLES = {
+    "grafana": "dashboards, Explore (login: GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD in .env)",
+    "prometheus": "metrics, rules, alerts, targets",
+    "alertmanager": "alert routing, silences",
+    "jaeger": "traces, Monitor tab",
+    "loki": "logs API (browse the logs in Grafana)",
+    "alert-sink": "notifications Alertmanager delivered; runbooks at /runbooks/",
+    "shop": "demo front service (/api/products)",
+    "inventory": "demo back service (/api/items)",
+    "otel-collector": "OTLP in: send your own telemetry here",
+}
+NON_HTTP = {4317}  # OTLP/gRPC
+
+
+def engine_api_version() -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(["docker", "version", "-f", "{{.Server.APIVersion}}"],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+        return tuple(int(p) for p in out.split("."))
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def compose_files(root: Path = REPO) -> list[str]:
+    files = [BASE_FILE]
+    api = engine_api_version()
+    if api is not None and api >= FAST_HEALTH_API and (root / FAST_HEALTH_FILE).exists():
+        files.append(FAST_HEALTH_FILE)
+    return files
+
+
+def ps(compose: list[str] | None = None, cwd: Path = REPO) -> list[dict]:
+    """`docker compose ps --format json` rows (one JSON object per line, or one list)."""
+    cmd = compose or ["docker", "compose"]
+    out = subprocess.run([*cmd, "ps", "--all", "--format", "json"], capture_output=True,
+                         text=True, timeout=60, cwd=cwd, check=True).stdout
+    rows: list[dict] = []
+    for line in out.splitlines():
+        if line.strip():
+            data = json.loads(line)
+            rows += data if isinstance(data, list) else [data]
+    return rows
+
+
+def published(compose: list[str] | None = None, cwd: Path = REPO) -> dict[str, dict[int, tuple[str, int]]]:
+    """service -> {container port: (host address, host port)} of the running project."""
+    out: dict[str, dict[int, tuple[str, int]]] = {}
+    for row in ps(compose, cwd):
+        for p in row.get("Publishers") or []:
+            if p.get("PublishedPort"):
+                host = p.get("URL") or "127.0.0.1"
+                if ":" in host:  # the IPv6 twin of an IPv4 binding
+                    continue
+                out.setdefault(row["Service"], {})[int(p["TargetPort"])] = (host, int(p["PublishedPort"]))
+    return out
+
+
+def browser_host(address: str) -> str:
+    """The host part of a URL for a published address (0.0.0.0 means this machine)."""
+    stack_host = os.environ.get("STACK_HOST")
+    if stack_host:
+        return stack_host
+    return "localhost" if address in ("127.0.0.1", "0.0.0.0", "") else address
+
+
+def print_urls() -> int:
+    try:
+        ports = published()
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"cannot ask docker compose for the published ports: {exc}", file=sys.stderr)
+        return 1
+    if not ports:
+        print("Nothing published: the stack is not running (make up).")
+        return 0
+    for service in sorted(ports, key=lambda s: (s not in ROLES, list(ROLES).index(s) if s in ROLES else 0, s)):
+        for target, (address, port) in sorted(ports[service].items()):
+            host = browser_host(address)
+            where = f"{host}:{port}" if target in NON_HTTP else f"http://{host}:{port}"
+            print(f"{service:<15}{where:<28}{ROLES.get(service, '')}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["files"]:
+        print(os.pathsep.join(compose_files()))
+        return 0
+    if argv == ["urls"]:
+        return print_urls()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
