@@ -61,7 +61,7 @@ def demo_metric_names() -> frozenset[str]:
     """Names from the demo's own prometheus-client registries, one per role."""
     if str(DEMO_SRC) not in sys.path:
         sys.path.insert(0, str(DEMO_SRC))
-    from demo_app.config import ROLES
+    from demo_app.settings import ROLES
     from demo_app.metrics import ServiceMetrics
 
     names = set()

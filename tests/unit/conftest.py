@@ -18,7 +18,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter  # noqa: E4
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from demo_app import inventory, shop  # noqa: E402
-from demo_app.config import Settings  # noqa: E402
+from demo_app.settings import InventorySettings, ShopSettings  # noqa: E402
 from demo_app.telemetry import Telemetry  # noqa: E402
 
 ADMIN_TOKEN = "test-token"
@@ -92,11 +92,11 @@ class Stack:
         self.logs = InMemoryLogRecordExporter()
         self.inv_tel = Telemetry("inventory", enabled=True, span_exporter=self.spans, log_exporter=self.logs)
         self.shop_tel = Telemetry("shop", enabled=True, span_exporter=self.spans, log_exporter=self.logs)
-        inv_settings = Settings(role="inventory", admin_token=ADMIN_TOKEN, fault_env=inventory_env or {})
+        inv_settings = InventorySettings(admin_token=ADMIN_TOKEN, **(inventory_env or {}))
         self.inventory_app = inventory.create_app(inv_settings, self.inv_tel)
         self.inventory = LoopbackServer(self.inventory_app)
-        shop_settings = Settings(role="shop", admin_token=ADMIN_TOKEN, inventory_url=self.inventory.url,
-                                 fault_env=shop_env or {})
+        shop_settings = ShopSettings(admin_token=ADMIN_TOKEN, inventory_url=self.inventory.url,
+                                     **(shop_env or {}))
         self.shop_app = shop.create_app(shop_settings, self.shop_tel)
 
     def flush(self):
@@ -114,3 +114,18 @@ def stack():
     yield s
     s.inventory.stop()
     s.shop_tel.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Figures of the hostile-input runs of this session (also in build/*.json)."""
+    import sys
+
+    generated = sys.modules.get("tests.unit.test_hostile_input")
+    if generated is not None and generated.CASES:
+        terminalreporter.write_line("generated API tests (cases / 5xx): " + ", ".join(
+            f"{role} {n}/{generated.SERVER_ERRORS[role]}" for role, n in sorted(generated.CASES.items())))
+    flood = sys.modules.get("tests.unit.test_flood")
+    if flood is not None and flood.FIGURES:
+        terminalreporter.write_line("flood (requests, RSS MiB before/peak/after of mem_limit): " + ", ".join(
+            f"{role} {f['requests']}, {f['rss_before_mib']:.0f}/{f['rss_peak_mib']:.0f}/{f['rss_after_mib']:.0f}"
+            f" of {f['mem_limit_mib']}" for role, f in sorted(flood.FIGURES.items())))

@@ -1,13 +1,20 @@
-"""alert-sink: Alertmanager webhook v4 payloads in, malformed ones out with a 400."""
+"""alert-sink: Alertmanager webhook v4 payloads, Slack messages and email over SMTP in;
+malformed ones out with a clear error; what it keeps is bounded and survives a restart."""
 
 import copy
 import json
+import smtplib
+import socket
+from email.message import EmailMessage
 
 import pytest
 from fastapi.testclient import TestClient
 
 from demo_app import alertsink
+from demo_app.settings import AlertSinkSettings
 from demo_app.telemetry import Telemetry
+
+from .conftest import LoopbackServer, closed_port
 
 # The body Alertmanager's webhook notifier sends (notify/webhook.Message, version 4):
 # field names, nesting and the zero endsAt exactly as on the wire.
@@ -19,7 +26,9 @@ FIRING = {
             "status": "firing",
             "labels": {"alertname": "DemoHighErrorRate", "service": "shop", "severity": "critical",
                        "job": "shop", "instance": "shop:8080"},
-            "annotations": {"summary": "shop: 5xx ratio above 5% <script>", "runbook_url": "docs/runbooks/x.md"},
+            "annotations": {"summary": "shop: 5xx ratio above 5% <script>",
+                            "description": "shop answers 5xx <b>often</b>",
+                            "runbook_url": "http://localhost:8090/runbooks/DemoHighErrorRate"},
             "startsAt": "2026-11-22T20:31:56.014Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus:9090/graph?g0.expr=...&g0.tab=1",
@@ -43,21 +52,37 @@ FIRING = {
     "groupKey": "{}:{alertname=\"DemoHighErrorRate\"}",
     "truncatedAlerts": 0,
 }
+# What Alertmanager's slack_config posts (notify/slack: attachments, no blocks).
+SLACK = {
+    "channel": "#alerts", "username": "Alertmanager",
+    "attachments": [{"title": "[FIRING:1] DemoErrorBudgetBurnFast shop", "title_link": "http://am/#/alerts",
+                     "text": "*Description:* shop burns its budget\n*Runbook:* http://localhost:8090/runbooks/X",
+                     "fallback": "[FIRING:1] DemoErrorBudgetBurnFast", "color": "danger",
+                     "footer": "slack-all", "mrkdwn_in": ["text"]}],
+}
+JSON = {"Content-Type": "application/json"}
 
 
 def resolved():
     p = copy.deepcopy(FIRING)
     p["status"] = "resolved"
-    p["alerts"] = p["alerts"][:1]
-    p["alerts"][0]["status"] = "resolved"
-    p["alerts"][0]["endsAt"] = "2026-11-22T20:41:56.014Z"
+    for a in p["alerts"]:
+        a["status"] = "resolved"
+        a["endsAt"] = "2026-11-22T20:41:56.014Z"
     return p
 
 
+def settings(tmp_path, **kw) -> AlertSinkSettings:
+    kw.setdefault("store_path", str(tmp_path / "sink.db"))
+    kw.setdefault("smtp_port", 0)
+    kw.setdefault("runbooks_dir", str(tmp_path / "runbooks"))
+    return AlertSinkSettings(**kw)
+
+
 @pytest.fixture
-def sink():
+def sink(tmp_path):
     tel = Telemetry("alert-sink", enabled=False)
-    with TestClient(alertsink.create_app(tel, capacity=3)) as client:
+    with TestClient(alertsink.create_app(settings(tmp_path, store_max_notifications=3), tel)) as client:
         yield client, tel
 
 
@@ -67,31 +92,33 @@ def _value(tel, name, labels=None):
 
 def test_accepts_alertmanager_payload_and_filters(sink):
     client, tel = sink
-    r = client.post("/webhook", content=json.dumps(FIRING), headers={"Content-Type": "application/json"})
+    r = client.post("/webhook", content=json.dumps(FIRING), headers=JSON)
     assert r.status_code == 200 and r.json()["accepted"] == 2
     assert client.post("/webhook", json=resolved()).status_code == 200
 
     all_alerts = client.get("/api/alerts").json()
-    assert all_alerts["count"] == 3 and all_alerts["stored_notifications"] == 2
+    assert all_alerts["count"] == 4 and all_alerts["stored_notifications"] == 2
     assert all_alerts["alerts"][0]["status"] == "resolved"  # newest first
     high = client.get("/api/alerts", params={"alertname": "DemoHighErrorRate"}).json()["alerts"]
     assert [a["status"] for a in high] == ["resolved", "firing"]
     firing = client.get("/api/alerts", params={"status": "firing"}).json()["alerts"]
     assert sorted(a["alertname"] for a in firing) == ["DemoHighErrorRate", "DemoNotReady"]
-    both = client.get("/api/alerts", params={"alertname": "DemoNotReady", "status": "resolved"}).json()
-    assert both["count"] == 0
     assert firing[0]["receiver"] == "alert-sink" and firing[0]["labels"]["severity"]
     assert client.get("/api/alerts", params={"status": "bogus"}).status_code == 400
 
-    assert _value(tel, "alert_sink_notifications_total", {"receiver": "alert-sink", "status": "firing"}) == 1
-    assert _value(tel, "alert_sink_notifications_total", {"receiver": "alert-sink", "status": "resolved"}) == 1
-    assert _value(tel, "alert_sink_alerts_total", {"alertname": "DemoHighErrorRate", "status": "firing"}) == 1
+    labels = {"channel": "webhook", "receiver": "alert-sink"}
+    assert _value(tel, "alert_sink_notifications_total", {**labels, "status": "firing"}) == 1
+    assert _value(tel, "alert_sink_notifications_total", {**labels, "status": "resolved"}) == 1
     assert _value(tel, "alert_sink_alerts_total", {"alertname": "DemoHighErrorRate", "status": "resolved"}) == 1
     assert _value(tel, "alert_sink_stored_notifications") == 2
 
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "DemoNotReady" in page.text and "&lt;script&gt;" in page.text and "<script>" not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "DemoNotReady" in page.text and "&lt;b&gt;often" in page.text and "<b>often" not in page.text
+    # Firing and resolved of one group are one row, with the time between them.
+    assert page.text.count("data-key='webhook|alert-sink|") == 1 and " s</td>" in page.text
+    assert "href='http://localhost:8090/runbooks/DemoHighErrorRate'" in page.text
 
 
 @pytest.mark.parametrize("raw, reason, needle", [
@@ -106,30 +133,237 @@ def test_accepts_alertmanager_payload_and_filters(sink):
      "invalid_schema", "alerts.0.labels.a"),
     (json.dumps({**FIRING, "alerts": [{**FIRING["alerts"][0], "startsAt": "yesterday"}]}).encode(),
      "invalid_schema", "startsAt"),
+    (json.dumps({**FIRING, "receiver": "r" * 5000}).encode(), "invalid_schema", "receiver"),
 ])
 def test_rejects_malformed_payloads(sink, raw, reason, needle):
     client, tel = sink
-    r = client.post("/webhook", content=raw, headers={"Content-Type": "application/json"})
+    r = client.post("/webhook", content=raw, headers=JSON)
     assert r.status_code == 400, r.text
     assert needle in r.json()["error"] or needle in json.dumps(r.json().get("details"))
-    assert _value(tel, "alert_sink_rejected_total", {"reason": reason}) == 1
+    assert _value(tel, "alert_sink_rejected_total", {"channel": "webhook", "reason": reason}) == 1
     assert client.get("/api/alerts").json()["count"] == 0
 
 
-def test_store_is_bounded(sink):
+@pytest.mark.parametrize("headers, body, status, reason", [
+    ({"Content-Type": "text/plain"}, json.dumps(FIRING).encode(), 415, "unsupported_media_type"),
+    ({}, b"version=4", 415, "unsupported_media_type"),
+    (JSON, b"[" * 200_000 + b"]" * 200_000, 413, "too_large"),
+    (JSON, b"[" * 1000 + b"]" * 1000, 400, "too_deep"),
+    ({**JSON, "Content-Length": str(10**9)}, b"{}", 413, "too_large"),
+])
+def test_limits_before_parsing(sink, headers, body, status, reason):
     client, tel = sink
-    for i in range(5):
-        p = copy.deepcopy(FIRING)
-        p["alerts"] = [dict(p["alerts"][0], labels={"alertname": f"A{i}"})]
-        assert client.post("/webhook", json=p).status_code == 200
-    names = [a["alertname"] for a in client.get("/api/alerts").json()["alerts"]]
-    assert names == ["A4", "A3", "A2"]  # capacity 3, oldest dropped
-    assert _value(tel, "alert_sink_stored_notifications") == 3
-    assert _value(tel, "alert_sink_notifications_total", {"receiver": "alert-sink", "status": "firing"}) == 5
+    r = client.post("/webhook", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]
+    assert _value(tel, "alert_sink_rejected_total", {"channel": "http", "reason": reason}) == 1
 
 
-def test_oversized_body_is_refused(sink):
+def test_oversized_chunked_body_is_refused_while_streaming(sink):
     client, tel = sink
-    r = client.post("/webhook", content=b" " * (alertsink.MAX_BODY_BYTES + 1))
+
+    def chunks():
+        for _ in range(64):
+            yield b" " * 8192  # 512 KiB in all, no Content-Length
+
+    r = client.post("/webhook", content=chunks(), headers=JSON)
     assert r.status_code == 413
-    assert _value(tel, "alert_sink_rejected_total", {"reason": "too_large"}) == 1
+    assert _value(tel, "alert_sink_rejected_total", {"channel": "http", "reason": "too_large"}) == 1
+
+
+def test_store_is_bounded_by_count_and_by_bytes(tmp_path):
+    tel = Telemetry("alert-sink", enabled=False)
+    s = settings(tmp_path, store_max_notifications=1000, store_max_bytes=64 * 1024)
+    with TestClient(alertsink.create_app(s, tel)) as client:
+        for i in range(40):  # ~5 KiB each: 200 KiB sent, 64 KiB kept
+            p = copy.deepcopy(FIRING)
+            p["alerts"] = [dict(p["alerts"][0], labels={"alertname": f"A{i}"},
+                                annotations={"description": "x" * 4000})]
+            assert client.post("/webhook", json=p).status_code == 200
+        names = [a["alertname"] for a in client.get("/api/alerts").json()["alerts"]]
+        assert names[0] == "A39" and 5 <= len(names) < 40, names  # newest kept, oldest dropped
+        assert _value(tel, "alert_sink_stored_bytes") <= 64 * 1024
+    with TestClient(alertsink.create_app(settings(tmp_path, store_max_notifications=3), tel)) as client:
+        client.post("/webhook", json=FIRING)
+        assert client.get("/api/alerts").json()["stored_notifications"] == 3
+
+
+def test_too_many_alerts_in_one_notification(sink):
+    client, _ = sink
+    small = {"status": "firing", "labels": {}, "startsAt": "2026-11-22T20:31:56Z"}
+    r = client.post("/webhook", json={**FIRING, "alerts": [small] * 1001})
+    assert r.status_code == 400 and "alerts" in r.json()["error"]
+
+
+def test_notifications_survive_a_restart(tmp_path):
+    tel = Telemetry("alert-sink", enabled=False)
+    with TestClient(alertsink.create_app(settings(tmp_path), tel)) as client:
+        assert client.post("/webhook", json=FIRING).status_code == 200
+        assert client.post("/slack/slack-all", json=SLACK).text == "ok"
+    with TestClient(alertsink.create_app(settings(tmp_path), Telemetry("alert-sink", enabled=False))) as client:
+        body = client.get("/api/notifications").json()
+        assert [n["channel"] for n in body["notifications"]] == ["slack", "webhook"]
+        assert body["notifications"][1]["content"]["groupKey"] == FIRING["groupKey"]
+
+
+def test_metric_labels_from_clients_are_bounded(tmp_path):
+    tel = Telemetry("alert-sink", enabled=False)
+    with TestClient(alertsink.create_app(settings(tmp_path), tel)) as client:
+        for i in range(260):
+            p = copy.deepcopy(FIRING)
+            p["receiver"] = f"receiver-{i}"
+            p["alerts"] = [dict(p["alerts"][0], labels={"alertname": f"Name{i}"})]
+            assert client.post("/webhook", json=p).status_code == 200
+        text = client.get("/metrics").text
+    receivers = {line.split('receiver="')[1].split('"')[0] for line in text.splitlines()
+                 if line.startswith("alert_sink_notifications_total{")}
+    names = {line.split('alertname="')[1].split('"')[0] for line in text.splitlines()
+             if line.startswith("alert_sink_alerts_total{")}
+    assert len(receivers) == 21 and "other" in receivers, len(receivers)
+    assert len(names) == 201 and "other" in names, len(names)
+
+
+# ---- Slack ---------------------------------------------------------------------------
+
+def test_slack_message_is_kept_and_answered_ok(sink):
+    client, tel = sink
+    r = client.post("/slack/slack-all", json=SLACK)
+    assert r.status_code == 200 and r.text == "ok" and r.headers["content-type"].startswith("text/plain")
+    r = client.post("/slack/slack-all", json={"text": "plain", "blocks": [{"type": "section"}]})
+    assert r.text == "ok"
+    n = client.get("/api/notifications", params={"channel": "slack"}).json()["notifications"]
+    assert [x["status"] for x in n] == ["firing", "firing"]
+    assert n[1]["receiver"] == "slack-all" and n[1]["group"] == "DemoErrorBudgetBurnFast shop"
+    assert n[1]["content"]["attachments"][0]["color"] == "danger"
+    assert n[0]["content"]["blocks"] == [{"type": "section"}]
+
+
+@pytest.mark.parametrize("path, body, reason", [
+    ("/slack/slack-all", b"{", "invalid_json"),
+    ("/slack/slack-all", json.dumps({"attachments": "many"}).encode(), "invalid_schema"),
+    ("/slack/slack-all", b"{}", "invalid_schema"),
+])
+def test_slack_malformed_is_a_400(sink, path, body, reason):
+    client, tel = sink
+    r = client.post(path, content=body, headers=JSON)
+    assert r.status_code == 400 and r.json()["error"], r.text
+    assert _value(tel, "alert_sink_rejected_total", {"channel": "slack", "reason": reason}) == 1
+    assert client.get("/api/notifications").json()["count"] == 0
+
+
+def test_slack_receiver_name_is_bounded(sink):
+    client, _ = sink
+    assert client.post("/slack/" + "x" * 200, json=SLACK).status_code == 400
+    assert client.post("/slack/a%2Fb", json=SLACK).status_code in (400, 404)
+
+
+# ---- SMTP ------------------------------------------------------------------------------
+
+def _email(subject="[FIRING:1] DemoErrorBudgetBurnFast shop", status="firing", html=True) -> EmailMessage:
+    m = EmailMessage()
+    m["From"] = "alertmanager@stack.local"
+    m["To"] = "oncall@example.com"
+    m["Subject"] = subject
+    m["X-Alertmanager-Receiver"] = "email-critical"
+    m["X-Alertmanager-Status"] = status
+    m.set_content("Description: shop burns its budget\nRunbook: http://localhost:8090/runbooks/X\n")
+    if html:
+        m.add_alternative("<p>shop burns its <b>budget</b></p><script>alert(1)</script>", subtype="html")
+    return m
+
+
+@pytest.fixture
+def smtp_sink(tmp_path):
+    port = closed_port()
+    tel = Telemetry("alert-sink", enabled=False)
+    s = settings(tmp_path, smtp_port=port, smtp_max_recipients=3, smtp_max_message_bytes=64 * 1024,
+                 smtp_max_sessions=2)
+    server = LoopbackServer(alertsink.create_app(s, tel))
+    try:
+        yield server, port, tel
+    finally:
+        server.stop()
+
+
+def test_email_is_parsed_and_kept(smtp_sink):
+    server, port, tel = smtp_sink
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.send_message(_email(), to_addrs=["oncall@example.com", "lead@example.com"])
+        smtp.send_message(_email("[RESOLVED] DemoErrorBudgetBurnFast shop", "resolved"))
+    import requests
+
+    n = requests.get(f"{server.url}/api/notifications", params={"channel": "email"}, timeout=10).json()
+    latest, first = n["notifications"]
+    assert first["receiver"] == "email-critical" and first["status"] == "firing"
+    assert first["content"]["rcpt_to"] == ["oncall@example.com", "lead@example.com"]
+    assert "Runbook: http://localhost:8090/runbooks/X" in first["content"]["text"]
+    assert "<b>budget</b>" in first["content"]["html"]
+    assert latest["status"] == "resolved" and latest["group"] == first["group"]
+    page = requests.get(server.url, timeout=10).text
+    assert "sandbox" in page and "<script>alert(1)" not in page  # HTML shown sandboxed, escaped
+    assert page.count("data-key='email|email-critical|") == 1
+
+
+def test_smtp_limits_and_malformed_mime(smtp_sink):
+    _, port, tel = smtp_sink
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail("a@b")
+        for i in range(3):
+            assert smtp.rcpt(f"r{i}@x")[0] == 250
+        assert smtp.rcpt("one-too-many@x")[0] == 452
+        smtp.rset()
+        big = _email(html=False)
+        big.set_content("x" * 100_000)
+        # Refused at MAIL FROM (SIZE= announced by smtplib), or at the end of DATA.
+        with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as exc:
+            smtp.sendmail("a@b", ["c@d"], big.as_bytes())
+        assert exc.value.smtp_code == 552
+        smtp.rset()
+        broken = (b"Subject: broken\r\nContent-Type: multipart/alternative\r\n\r\n"
+                  b"no boundary here\r\n")
+        with pytest.raises(smtplib.SMTPDataError) as exc:
+            smtp.sendmail("a@b", ["c@d"], broken)
+        assert exc.value.smtp_code == 554
+        with pytest.raises(smtplib.SMTPDataError) as exc:
+            smtp.sendmail("a@b", ["c@d"], b"Subject:\r\n\r\nno subject")
+        assert exc.value.smtp_code == 554
+    rejected = {r: _value(tel, "alert_sink_rejected_total", {"channel": "email", "reason": r})
+                for r in ("too_many_recipients", "malformed_email")}
+    assert rejected == {"too_many_recipients": 1, "malformed_email": 2}
+
+
+def test_smtp_sessions_are_bounded(smtp_sink):
+    _, port, tel = smtp_sink
+    held = [smtplib.SMTP("127.0.0.1", port, timeout=10) for _ in range(2)]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+            assert extra.recv(100).startswith(b"421")
+        with pytest.raises(smtplib.SMTPConnectError) as exc:
+            smtplib.SMTP("127.0.0.1", port, timeout=10)
+        assert exc.value.smtp_code == 421
+    finally:
+        for s in held:
+            s.quit()
+    assert _value(tel, "alert_sink_rejected_total", {"channel": "email", "reason": "too_many_sessions"}) == 2
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:  # free again
+        assert smtp.noop()[0] == 250
+
+
+# ---- runbooks ---------------------------------------------------------------------------
+
+def test_runbooks_are_served_as_html(tmp_path):
+    rb = tmp_path / "runbooks"
+    rb.mkdir()
+    (rb / "TargetDown.md").write_text("# TargetDown\n\nSee [the other](Other.md).\n\n<script>x</script>\n"
+                                      "| a | b |\n|---|---|\n| 1 | 2 |\n")
+    with TestClient(alertsink.create_app(settings(tmp_path), Telemetry("alert-sink", enabled=False))) as c:
+        r = c.get("/runbooks/TargetDown")
+        assert r.status_code == 200 and "<h1>TargetDown</h1>" in r.text
+        assert 'href="Other"' in r.text and "<table>" in r.text
+        assert "<script>x" not in r.text and "&lt;script&gt;" in r.text
+        assert c.get("/runbooks/TargetDown.md").status_code == 200
+        assert "TargetDown" in c.get("/runbooks/").text
+        for bad in ("Nope", "..%2F..%2Fetc%2Fpasswd", "a.b"):
+            r = c.get(f"/runbooks/{bad}")
+            assert r.status_code == 404 and r.json()["error"], bad

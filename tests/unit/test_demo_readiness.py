@@ -6,7 +6,7 @@ import time
 from fastapi.testclient import TestClient
 
 from demo_app import inventory, shop
-from demo_app.config import Settings
+from demo_app.settings import InventorySettings, ShopSettings
 from demo_app.telemetry import Telemetry
 
 from .conftest import LoopbackServer, closed_port
@@ -18,7 +18,7 @@ def _gauge(tel, check):
 
 def test_shop_not_ready_when_inventory_is_down():
     tel = Telemetry("shop", enabled=False)
-    settings = Settings(role="shop", inventory_url=f"http://127.0.0.1:{closed_port()}",
+    settings = ShopSettings(inventory_url=f"http://127.0.0.1:{closed_port()}",
                         downstream_timeout_s=1, readiness_interval_s=0.1)
     with TestClient(shop.create_app(settings, tel)) as client:
         deadline = time.monotonic() + 5
@@ -38,10 +38,10 @@ def test_shop_not_ready_when_inventory_is_down():
 
 def test_shop_ready_follows_inventory_state():
     inv_tel = Telemetry("inventory", enabled=False)
-    inv = LoopbackServer(inventory.create_app(Settings(role="inventory"), inv_tel))
+    inv = LoopbackServer(inventory.create_app(InventorySettings(), inv_tel))
     try:
         tel = Telemetry("shop", enabled=False)
-        settings = Settings(role="shop", inventory_url=inv.url, readiness_interval_s=0.1)
+        settings = ShopSettings(inventory_url=inv.url, readiness_interval_s=0.1)
         with TestClient(shop.create_app(settings, tel)) as client:
             r = client.get("/readyz")
             assert r.status_code == 200 and r.json()["checks"]["inventory"]["status"] == "ok"
@@ -58,7 +58,7 @@ def test_shop_ready_follows_inventory_state():
 
 def test_inventory_readiness_checks_the_store():
     tel = Telemetry("inventory", enabled=False)
-    app = inventory.create_app(Settings(role="inventory", readiness_interval_s=0.1), tel)
+    app = inventory.create_app(InventorySettings(readiness_interval_s=0.1), tel)
     with TestClient(app) as client:
         r = client.get("/readyz")
         assert r.status_code == 200 and list(r.json()["checks"]) == ["store"]

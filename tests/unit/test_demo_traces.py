@@ -86,13 +86,13 @@ def test_dependency_failure_is_recorded_as_exception(stack):
 
 def test_telemetry_disabled_still_serves(monkeypatch):
     from demo_app import inventory
-    from demo_app.config import Settings
+    from demo_app.settings import InventorySettings
     from demo_app.telemetry import Telemetry
 
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     tel = Telemetry("inventory")
     assert not tel.enabled
-    with TestClient(inventory.create_app(Settings(role="inventory"), tel)) as client:
+    with TestClient(inventory.create_app(InventorySettings(), tel)) as client:
         assert client.get("/api/items").json()["count"] == 6
         text = client.get("/metrics", headers={"Accept": "application/openmetrics-text"}).text
     # no span, so no exemplar

@@ -6,33 +6,25 @@ import argparse
 import gc
 import sys
 
-from .config import ROLES, ConfigError, Settings
-from .faults import FaultError
+from . import settings as settings_module
+from .settings import ROLES, ConfigError
 
 
 def build(role: str):
-    settings = Settings.from_env(role)
+    settings = settings_module.load(role)
     from .telemetry import Telemetry, configure_logging
 
     telemetry = Telemetry(role)
     configure_logging(telemetry, settings.log_level)
     if role == "shop":
         from .shop import create_app
-
-        app = create_app(settings, telemetry)
     elif role == "inventory":
         from .inventory import create_app
-
-        app = create_app(settings, telemetry)
     elif role == "loadgen":
         from .loadgen import create_app
-
-        app = create_app(telemetry)
     else:
         from .alertsink import create_app
-
-        app = create_app(telemetry)
-    return settings, app
+    return settings, create_app(settings, telemetry)
 
 
 def tune_gc() -> None:
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings, app = build(args.role)
-    except (ConfigError, FaultError) as exc:
+    except ConfigError as exc:
         print(f"demo-app {args.role}: configuration error: {exc}", file=sys.stderr)
         return 2
     import uvicorn
@@ -60,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
     # log_config=None: keep our JSON logging; uvicorn's loggers propagate to root.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, limit_concurrency=settings.max_connections)
     return 0
 
 

@@ -5,44 +5,32 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-MAX_LATENCY_MS = 10_000
-ENV_NAMES = {
-    "DEMO_FAULT_ERROR_RATIO": "error_ratio",
-    "DEMO_FAULT_LATENCY_MS": "latency_ms",
-    "DEMO_FAULT_LATENCY_JITTER_MS": "latency_jitter_ms",
-    "DEMO_FAULT_OUTAGE": "outage",
-}
+from .settings import MAX_LATENCY_MS, ServiceSettings
 
 
 class FaultUpdate(BaseModel):
     """Body of POST /admin/faults: any subset of the fields; unknown fields are errors."""
 
-    model_config = ConfigDict(extra="forbid")
-    # strict: "0.5" or true are not numbers here
-    error_ratio: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
-    latency_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS, strict=True)
-    latency_jitter_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS, strict=True)
-    outage: StrictBool | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    # strict: "0.5" or true are not numbers here. Not nullable: a field is set or absent.
+    error_ratio: float = Field(default=None, ge=0.0, le=1.0, strict=True)
+    latency_ms: float = Field(default=None, ge=0, le=MAX_LATENCY_MS, strict=True)
+    latency_jitter_ms: float = Field(default=None, ge=0, le=MAX_LATENCY_MS, strict=True)
+    outage: StrictBool = None
+
+
+class FaultState(BaseModel):
+    error_ratio: float
+    latency_ms: float
+    latency_jitter_ms: float
+    outage: bool
 
 
 class FaultError(ValueError):
     """Invalid fault input; str() is a message fit for a 400 response."""
-
-    def __init__(self, message: str, errors: list[dict] | None = None):
-        super().__init__(message)
-        self.errors = errors or []
-
-
-def _describe(exc: ValidationError) -> tuple[str, list[dict]]:
-    errors = []
-    for e in exc.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "body"
-        errors.append({"field": field, "message": e["msg"]})
-    return "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
 
 
 class InjectedFault(Exception):
@@ -66,15 +54,8 @@ class Faults:
                 "outage": self.outage,
             }
 
-    def update(self, body: object) -> dict:
-        if not isinstance(body, dict):
-            raise FaultError("body must be a JSON object with any of: " + ", ".join(FaultUpdate.model_fields))
-        try:
-            upd = FaultUpdate.model_validate(body)
-        except ValidationError as exc:
-            message, errors = _describe(exc)
-            raise FaultError(message, errors) from None
-        given = upd.model_dump(exclude_none=True)
+    def update(self, update: FaultUpdate) -> dict:
+        given = update.model_dump(exclude_unset=True)
         if not given:
             raise FaultError("body sets no field; expected any of: " + ", ".join(FaultUpdate.model_fields))
         with self._lock:
@@ -82,29 +63,15 @@ class Faults:
                 setattr(self, k, v)
         return self.state()
 
-    def update_from_env(self, env: Mapping[str, str]) -> dict:
-        """DEMO_FAULT_* variables, validated like the API (a bad value stops the start)."""
-        body: dict[str, object] = {}
-        for name, raw in env.items():
-            if name not in ENV_NAMES:
-                raise FaultError(f"unknown fault variable {name}; expected one of {', '.join(ENV_NAMES)}")
-            field = ENV_NAMES[name]
-            raw = raw.strip()
-            if field == "outage":
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise FaultError(f"{name}={raw!r}: expected true or false")
-                body[field] = raw.lower() in ("true", "1")
-            else:
-                try:
-                    body[field] = float(raw)
-                except ValueError:
-                    raise FaultError(f"{name}={raw!r}: not a number") from None
-        if not body:
-            return self.state()
-        try:
-            return self.update(body)
-        except FaultError as exc:
-            raise FaultError(f"invalid DEMO_FAULT_* setting: {exc}") from None
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "Faults":
+        """The fault switch as DEMO_FAULT_* set it at start (validated with the settings)."""
+        faults = cls()
+        faults.error_ratio = settings.fault_error_ratio
+        faults.latency_ms = settings.fault_latency_ms
+        faults.latency_jitter_ms = settings.fault_latency_jitter_ms
+        faults.outage = settings.fault_outage
+        return faults
 
     def clear(self) -> dict:
         with self._lock:

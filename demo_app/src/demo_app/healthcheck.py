@@ -7,7 +7,7 @@ import os
 import sys
 import urllib.request
 
-from .config import DEFAULT_PORTS
+from .settings import DEFAULT_PORTS
 
 
 def main() -> int:

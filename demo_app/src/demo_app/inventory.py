@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from typing import Annotated
 
-from .config import Settings
+from fastapi import APIRouter, Depends, FastAPI, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
 from .faults import Faults
+from .httpkit import ErrorBody, JsonInt, error_response, from_state
+from .settings import MAX_ITEM_ID, InventorySettings
 from .telemetry import Telemetry
 from .web import DependencyUnavailable, build_app, fault_dependency, include_api
 
@@ -24,6 +29,14 @@ SEED = [
     (5, "paper filters", 450, 120),
     (6, "milk jug", 2200, 25),
 ]
+
+
+ItemId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="an id the store can hold")]
+
+
+class ReserveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quantity: JsonInt = Field(ge=1, le=100)
 
 
 class Store:
@@ -113,55 +126,55 @@ class Store:
             self._raw.close()
 
 
-def create_app(settings: Settings, telemetry: Telemetry | None = None) -> FastAPI:
+# The store the lifespan opened, for the routes.
+StoreDep = Annotated[Store, Depends(from_state("store"))]
+
+
+def create_app(settings: InventorySettings, telemetry: Telemetry | None = None) -> FastAPI:
     telemetry = telemetry or Telemetry("inventory")
-    faults = Faults()
-    faults.update_from_env(settings.fault_env)
-    store = Store(settings.db_path, telemetry, faults)
+    faults = Faults.from_settings(settings)
     tracer = telemetry.tracer
 
-    async def check_store():
-        store.ping()
+    @contextlib.asynccontextmanager
+    async def open_store(app: FastAPI):
+        app.state.store = Store(settings.db_path, telemetry, faults)
+        try:
+            yield
+        finally:
+            app.state.store.close()
 
-    async def shutdown():
-        store.close()
+    async def check_store():
+        app.state.store.ping()
 
     app = build_app(
-        telemetry, title="inventory", faults=faults, admin_token=settings.admin_token,
-        checks={"store": check_store}, readiness_interval_s=settings.readiness_interval_s,
-        request_logs=settings.request_logs, on_shutdown=shutdown,
+        telemetry, title="inventory", settings=settings, faults=faults,
+        checks={"store": check_store}, resources=open_store,
     )
-    app.state.store = store
-    api = APIRouter(prefix="/api", dependencies=[Depends(fault_dependency)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(fault_dependency)],
+                    responses={code: {"model": ErrorBody} for code in (404, 409, 500, 503)})
 
     @api.get("/items")
-    async def list_items():
+    async def list_items(store: StoreDep):
         items = store.list_items()
         return {"items": items, "count": len(items)}
 
     @api.get("/items/{item_id}")
-    async def get_item(item_id: int):
+    async def get_item(item_id: ItemId, store: StoreDep):
         item = store.get_item(item_id)
         if item is None:
-            return JSONResponse({"error": f"item {item_id} not found"}, status_code=404)
+            return error_response(404, f"item {item_id} not found")
         return item
 
     @api.post("/items/{item_id}/reserve")
-    async def reserve(item_id: int, request: Request):
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        quantity = body.get("quantity") if isinstance(body, dict) else None
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
-            return JSONResponse({"error": "body must be {\"quantity\": 1..100}"}, status_code=400)
+    async def reserve(item_id: ItemId, body: ReserveRequest, store: StoreDep):
+        quantity = body.quantity
         with tracer.start_as_current_span("inventory.reserve") as span:
             span.set_attribute("demo.item.id", item_id)
             span.set_attribute("demo.quantity", quantity)
             outcome, item = store.reserve(item_id, quantity, span)
             span.set_attribute("demo.reserve.outcome", outcome)
         if outcome == "missing":
-            return JSONResponse({"error": f"item {item_id} not found"}, status_code=404)
+            return error_response(404, f"item {item_id} not found")
         if outcome == "insufficient":
             log.info("reservation refused: insufficient stock", extra={"item_id": item_id, "quantity": quantity})
             return JSONResponse({"error": "insufficient stock", "item": item}, status_code=409)

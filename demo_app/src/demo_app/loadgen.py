@@ -10,43 +10,24 @@ import random
 import time
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 
-from .config import ConfigError, _env, env_float, env_int
+from .httpkit import new_app
+from .settings import LOADGEN_ENDPOINTS as ENDPOINTS
+from .settings import LoadgenSettings
 from .telemetry import Telemetry
 
 log = logging.getLogger("demo_app.loadgen")
-ENDPOINTS = ("products", "product", "checkout")
-DEFAULT_MIX = "products=5,product=3,checkout=2"
-
-
-def parse_mix(raw: str) -> dict[str, float]:
-    mix: dict[str, float] = {}
-    for part in raw.split(","):
-        name, sep, weight = part.strip().partition("=")
-        if not sep or name not in ENDPOINTS:
-            raise ConfigError(f"DEMO_LOADGEN_MIX: bad entry {part!r}; expected NAME=WEIGHT with NAME in {ENDPOINTS}")
-        try:
-            w = float(weight)
-        except ValueError:
-            raise ConfigError(f"DEMO_LOADGEN_MIX: weight {weight!r} is not a number") from None
-        if w < 0:
-            raise ConfigError(f"DEMO_LOADGEN_MIX: weight for {name} is negative")
-        mix[name] = w
-    if sum(mix.values()) <= 0:
-        raise ConfigError("DEMO_LOADGEN_MIX: all weights are zero")
-    return mix
 
 
 class LoadGen:
-    def __init__(self, telemetry: Telemetry):
-        self.target = _env("DEMO_LOADGEN_TARGET", "http://shop:8080").rstrip("/")
-        self.rps = env_float("DEMO_LOADGEN_RPS", 5.0, 0.1, 1000)
-        self.mix = parse_mix(_env("DEMO_LOADGEN_MIX", DEFAULT_MIX))
-        self.interval = env_float("DEMO_LOADGEN_SUMMARY_INTERVAL_S", 10.0, 1, 3600)
-        self.concurrency = env_int("DEMO_LOADGEN_CONCURRENCY", 20, 1, 1000)
-        self.max_product_id = env_int("DEMO_LOADGEN_MAX_PRODUCT_ID", 7, 1, 10_000)  # 7: some 404s
+    def __init__(self, settings: LoadgenSettings, telemetry: Telemetry):
+        self.target = settings.loadgen_target.rstrip("/")
+        self.rps = settings.loadgen_rps
+        self.mix = settings.mix
+        self.interval = settings.loadgen_summary_interval_s
+        self.concurrency = settings.loadgen_concurrency
+        self.max_product_id = settings.loadgen_max_product_id
         self.counter = telemetry.metrics.loadgen_requests
         for ep in ENDPOINTS:
             for outcome in ("ok", "error"):
@@ -135,9 +116,9 @@ class LoadGen:
             t.add_done_callback(tasks.discard)
 
 
-def create_app(telemetry: Telemetry | None = None) -> FastAPI:
+def create_app(settings: LoadgenSettings, telemetry: Telemetry | None = None) -> FastAPI:
     telemetry = telemetry or Telemetry("loadgen")
-    gen = LoadGen(telemetry)
+    gen = LoadGen(settings, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -151,15 +132,4 @@ def create_app(telemetry: Telemetry | None = None) -> FastAPI:
             await gen.client.aclose()
             telemetry.shutdown()
 
-    app = FastAPI(title="loadgen", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok", "service": telemetry.service}
-
-    @app.get("/metrics")
-    async def metrics(request: Request):
-        body, content_type = telemetry.metrics.render(request.headers.get("accept"))
-        return Response(body, media_type=content_type)
-
-    return app
+    return new_app("loadgen", lifespan, settings, telemetry)

@@ -20,6 +20,26 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class BoundedLabel:
+    """Maps client-chosen label values onto a bounded set: the first `limit` distinct
+    values (up to 64 characters each) keep their name, any later one becomes "other"."""
+
+    OTHER = "other"
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def value(self, raw: str) -> str:
+        v = raw[:64] or "none"
+        if v in self.seen:
+            return v
+        if len(self.seen) < self.limit:
+            self.seen.add(v)
+            return v
+        return self.OTHER
+
+
 class ServiceMetrics:
     def __init__(self, service: str, role: str):
         self.service = service
@@ -65,19 +85,26 @@ class ServiceMetrics:
                 ["endpoint", "outcome"], registry=r,
             )
         if role == "alert-sink":
+            # Label values from clients are bounded (BoundedLabel): a client cannot
+            # create series at will.
+            self.receivers = BoundedLabel(20)
+            self.alertnames = BoundedLabel(200)
             self.notifications = Counter(
-                "alert_sink_notifications", "Webhook notifications accepted",
-                ["receiver", "status"], registry=r,
+                "alert_sink_notifications", "Notifications received and stored",
+                ["channel", "receiver", "status"], registry=r,
             )
             self.alerts = Counter(
-                "alert_sink_alerts", "Alerts received inside notifications",
+                "alert_sink_alerts", "Alerts received inside webhook notifications",
                 ["alertname", "status"], registry=r,
             )
             self.rejected = Counter(
-                "alert_sink_rejected", "Webhook requests rejected", ["reason"], registry=r,
+                "alert_sink_rejected", "Requests and messages refused", ["channel", "reason"], registry=r,
             )
             self.stored = Gauge(
-                "alert_sink_stored_notifications", "Notifications kept in memory", registry=r,
+                "alert_sink_stored_notifications", "Notifications kept (on the volume)", registry=r,
+            )
+            self.stored_bytes = Gauge(
+                "alert_sink_stored_bytes", "Bytes of notifications kept (on the volume)", registry=r,
             )
 
     def render(self, accept: str | None) -> tuple[bytes, str]:

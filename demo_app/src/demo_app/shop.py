@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
+from typing import Annotated
+
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.trace import Status, StatusCode
+from pydantic import BaseModel, ConfigDict, Field
 
-from .config import Settings
 from .faults import Faults
+from .httpkit import ErrorBody, JsonInt, error_response, from_state
+from .settings import MAX_ITEM_ID, ShopSettings
 from .telemetry import Telemetry, request_id_var
 from .web import DependencyUnavailable, build_app, fault_dependency, include_api
 
 log = logging.getLogger("demo_app.shop")
 
 
+ProductId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="an id the store can hold")]
+
+
+class CheckoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product_id: JsonInt = Field(ge=1, le=MAX_ITEM_ID)
+    quantity: JsonInt = Field(1, ge=1, le=100)
+
+
 class InventoryClient:
-    def __init__(self, settings: Settings, telemetry: Telemetry, faults: Faults,
+    def __init__(self, settings: ShopSettings, telemetry: Telemetry, faults: Faults,
                  transport: httpx.AsyncBaseTransport | None = None):
         self._faults = faults
         timeout = httpx.Timeout(settings.downstream_timeout_s)
@@ -56,7 +70,7 @@ class InventoryClient:
 
 
 def _upstream_error(resp: httpx.Response) -> JSONResponse:
-    return JSONResponse({"error": f"inventory answered {resp.status_code}"}, status_code=502)
+    return error_response(502, f"inventory answered {resp.status_code}")
 
 
 def _product(item: dict) -> dict:
@@ -66,25 +80,37 @@ def _product(item: dict) -> dict:
     }
 
 
-def create_app(settings: Settings, telemetry: Telemetry | None = None,
+# The client the lifespan opened, for the routes.
+Inventory = Annotated[InventoryClient, Depends(from_state("inventory"))]
+
+
+def create_app(settings: ShopSettings, telemetry: Telemetry | None = None,
                transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     telemetry = telemetry or Telemetry("shop")
-    faults = Faults()
-    faults.update_from_env(settings.fault_env)
-    inventory = InventoryClient(settings, telemetry, faults, transport)
+    faults = Faults.from_settings(settings)
     orders = telemetry.metrics.orders
     tracer = telemetry.tracer
 
+    @contextlib.asynccontextmanager
+    async def inventory_client(app: FastAPI):
+        app.state.inventory = InventoryClient(settings, telemetry, faults, transport)
+        try:
+            yield
+        finally:
+            await app.state.inventory.aclose()
+
+    async def check_inventory():
+        await app.state.inventory.ping()
+
     app = build_app(
-        telemetry, title="shop", faults=faults, admin_token=settings.admin_token,
-        checks={"inventory": inventory.ping}, readiness_interval_s=settings.readiness_interval_s,
-        request_logs=settings.request_logs, on_shutdown=inventory.aclose,
+        telemetry, title="shop", settings=settings, faults=faults,
+        checks={"inventory": check_inventory}, resources=inventory_client,
     )
-    app.state.inventory = inventory
-    api = APIRouter(prefix="/api", dependencies=[Depends(fault_dependency)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(fault_dependency)],
+                    responses={code: {"model": ErrorBody} for code in (404, 409, 500, 502, 503)})
 
     @api.get("/products")
-    async def list_products():
+    async def list_products(inventory: Inventory):
         resp = await inventory.request("GET", "/api/items")
         if resp.status_code != 200:
             return _upstream_error(resp)
@@ -92,27 +118,17 @@ def create_app(settings: Settings, telemetry: Telemetry | None = None,
         return {"products": products, "count": len(products)}
 
     @api.get("/products/{product_id}")
-    async def get_product(product_id: int):
+    async def get_product(product_id: ProductId, inventory: Inventory):
         resp = await inventory.request("GET", f"/api/items/{product_id}")
         if resp.status_code == 404:
-            return JSONResponse({"error": f"product {product_id} not found"}, status_code=404)
+            return error_response(404, f"product {product_id} not found")
         if resp.status_code != 200:
             return _upstream_error(resp)
         return _product(resp.json())
 
     @api.post("/checkout")
-    async def checkout(request: Request):
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        pid = body.get("product_id") if isinstance(body, dict) else None
-        qty = body.get("quantity", 1) if isinstance(body, dict) else None
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (pid, qty)) or not 1 <= qty <= 100:
-            orders.labels("rejected").inc()
-            return JSONResponse(
-                {"error": "body must be {\"product_id\": int, \"quantity\": 1..100}"}, status_code=400
-            )
+    async def checkout(order: CheckoutRequest, inventory: Inventory):
+        pid, qty = order.product_id, order.quantity
         with tracer.start_as_current_span("shop.checkout") as span:
             span.set_attribute("demo.product.id", pid)
             span.set_attribute("demo.quantity", qty)
@@ -130,7 +146,7 @@ def create_app(settings: Settings, telemetry: Telemetry | None = None,
                 span.add_event("order.rejected", {"demo.reason": resp.json().get("error", "")})
                 log.info("order rejected", extra={"product_id": pid, "quantity": qty,
                                                   "inventory_status": resp.status_code})
-                return JSONResponse({"error": resp.json().get("error"), "result": "rejected"},
+                return JSONResponse({"error": resp.json().get("error", "rejected"), "result": "rejected"},
                                     status_code=resp.status_code)
             if resp.status_code != 200:
                 orders.labels("failed").inc()

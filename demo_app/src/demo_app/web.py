@@ -10,12 +10,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .faults import FaultError, Faults, InjectedFault
+from .faults import FaultError, Faults, FaultState, FaultUpdate, InjectedFault
+from .httpkit import ErrorBody, error_response, new_app
+from .settings import ServiceSettings
 from .telemetry import Telemetry, request_id_var, service_var
 
 log = logging.getLogger("demo_app.http")
@@ -23,6 +26,8 @@ log = logging.getLogger("demo_app.http")
 # A readiness check returns None when fine, or raises with a reason.
 Check = Callable[[], Awaitable[None]]
 UNMATCHED_ROUTE = "unmatched"
+# The fault switch's auth (Authorization: Bearer $DEMO_ADMIN_TOKEN), in the OpenAPI schema.
+BEARER = HTTPBearer(auto_error=False, description="DEMO_ADMIN_TOKEN")
 NOT_INSTRUMENTED = "healthz,readyz,metrics"
 
 
@@ -101,15 +106,17 @@ def build_app(
     telemetry: Telemetry,
     *,
     title: str,
+    settings: ServiceSettings,
     faults: Faults,
-    admin_token: str,
     checks: dict[str, Check],
-    readiness_interval_s: float,
-    request_logs: bool = True,
-    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    resources: Callable[[FastAPI], contextlib.AbstractAsyncContextManager] | None = None,
 ) -> FastAPI:
+    """The app with everything shop and inventory share. `resources(app)` opens what the
+    role needs (its store, its HTTP client) for the lifespan and puts it on app.state;
+    routes reach it through from_state()."""
     m = telemetry.metrics
     service = telemetry.service
+    admin_token = settings.admin_token.get_secret_value()
     readiness_gauges = {name: m.readiness.labels(service, name) for name in checks}
 
     async def run_checks() -> dict[str, dict]:
@@ -138,24 +145,25 @@ def build_app(
                     "readiness changed: %s", state, extra={"readiness": state},
                 )
                 previous = state
-            await asyncio.sleep(readiness_interval_s)
+            await asyncio.sleep(settings.readiness_interval_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         log.info("%s starting", service, extra={"faults": faults.state()})
-        task = asyncio.create_task(readiness_loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            if on_shutdown is not None:
-                await on_shutdown()
-            log.info("%s stopped", service)
-            telemetry.shutdown()
+        async with contextlib.AsyncExitStack() as stack:
+            if resources is not None:
+                await stack.enter_async_context(resources(app))
+            task = asyncio.create_task(readiness_loop())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        log.info("%s stopped", service)
+        telemetry.shutdown()
 
-    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = new_app(title, lifespan, settings, telemetry)
     app.state.telemetry = telemetry
     app.state.faults = faults
     app.state.run_checks = run_checks
@@ -164,17 +172,13 @@ def build_app(
     async def _injected(request: Request, exc: InjectedFault):
         _record_on_span(exc)
         log.warning("injected fault", extra={"error": str(exc)})
-        return JSONResponse({"error": str(exc)}, status_code=500)
+        return error_response(500, str(exc))
 
     @app.exception_handler(DependencyUnavailable)
     async def _unavailable(request: Request, exc: DependencyUnavailable):
         _record_on_span(exc)
         log.error("dependency unavailable: %s", exc)
-        return JSONResponse({"error": str(exc)}, status_code=503)
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok", "service": service}
+        return error_response(503, str(exc))
 
     @app.get("/readyz")
     async def readyz():
@@ -185,55 +189,38 @@ def build_app(
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics")
-    async def metrics(request: Request):
-        body, content_type = m.render(request.headers.get("accept"))
-        return Response(body, media_type=content_type)
-
-    admin = APIRouter()
-
-    def _auth_error(request: Request) -> JSONResponse | None:
+    def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
         if not admin_token:
-            return JSONResponse({"error": "admin API disabled: DEMO_ADMIN_TOKEN is not set"}, status_code=403)
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), admin_token.encode()):
-            return JSONResponse(
-                {"error": "missing or wrong bearer token (Authorization: Bearer $DEMO_ADMIN_TOKEN)"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return None
+            raise HTTPException(403, "admin API disabled: DEMO_ADMIN_TOKEN is not set")
+        token = credentials.credentials if credentials else ""
+        if not secrets.compare_digest(token.encode(), admin_token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token (Authorization: Bearer $DEMO_ADMIN_TOKEN)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    auth_errors = {code: {"model": ErrorBody} for code in (401, 403)}
+    admin = APIRouter(dependencies=[Depends(require_admin)], responses=auth_errors)
 
     @admin.get("/admin/faults")
-    async def get_faults(request: Request):
-        return _auth_error(request) or faults.state()
+    async def get_faults() -> FaultState:
+        return faults.state()
 
     @admin.post("/admin/faults")
-    async def set_faults(request: Request):
-        if (err := _auth_error(request)) is not None:
-            return err
+    async def set_faults(update: FaultUpdate) -> FaultState:
         try:
-            body = await request.json()
-        except ValueError as exc:
-            return JSONResponse({"error": f"body is not valid JSON: {exc}"}, status_code=400)
-        try:
-            state = faults.update(body)
+            state = faults.update(update)
         except FaultError as exc:
-            return JSONResponse({"error": str(exc), "details": exc.errors}, status_code=400)
+            raise HTTPException(400, str(exc)) from None
         log.warning("faults set", extra={"faults": state})
         return state
 
     @admin.delete("/admin/faults")
-    async def clear_faults(request: Request):
-        if (err := _auth_error(request)) is not None:
-            return err
+    async def clear_faults() -> FaultState:
         state = faults.clear()
         log.warning("faults cleared", extra={"faults": state})
         return state
 
     app.include_router(admin)
-    app.add_middleware(REDMiddleware, telemetry=telemetry, request_logs=request_logs)
+    app.add_middleware(REDMiddleware, telemetry=telemetry, request_logs=settings.request_logs)
     if telemetry.enabled:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

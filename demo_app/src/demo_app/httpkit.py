@@ -1,0 +1,222 @@
+"""What every role's HTTP surface shares: request limits, one error shape, and the
+dependency that hands routes what the lifespan opened (from_state).
+
+RequestLimits (pure ASGI middleware) refuses, before the app sees a request:
+- a body above max_body_bytes: 413 from Content-Length before reading, or while the body
+  streams in (chunked uploads have no Content-Length);
+- a POST/PUT/PATCH whose Content-Type is not application/json: 415. This also keeps web
+  pages in the user's browser out: they can only send "simple" cross-site requests
+  (form or text/plain bodies), never application/json without a CORS preflight;
+- JSON nested deeper than max_json_depth: 400 (deep nesting makes json parsers recurse
+  until they fail; the depth is counted by a scan, before any parser runs).
+
+Every 4xx of ours and FastAPI's request validation errors have one JSON shape,
+{"error": "<message>", "details": [{"field", "message"}]} (ErrorBody), declared in the
+OpenAPI schema so generated tests can check it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, BeforeValidator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: 3 and 3.0 are, "3", 3.5 and true are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+# An integer field as its OpenAPI schema ("type": "integer") says.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    details: list[ErrorDetail] | None = None
+
+
+def error_response(status: int, message: str, details: list[dict] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_details(errors: list[dict]) -> list[dict]:
+    """Pydantic errors as [{"field": "body.quantity", "message": ...}]."""
+    return [{"field": ".".join(str(p) for p in e.get("loc", ())) or "body", "message": e.get("msg", "")}
+            for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Request validation errors (path, query, body models) become a 400 in our shape;
+    Starlette's own 404/405 get the same shape."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        details = validation_details(exc.errors())
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        return error_response(400, f"invalid request: {summary}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; a path served by several
+            # routes (GET, POST and DELETE /admin/faults) allows all of their methods.
+            methods = {m for r in request.app.router.routes
+                       if getattr(r, "methods", None) and r.path_regex.match(request.url.path)
+                       for m in r.methods}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return error_response(exc.status_code, str(exc.detail), headers=headers or None)
+
+
+def from_state(name: str):
+    """FastAPI dependency: the resource the lifespan put on app.state under `name`."""
+
+    def dependency(request: Request):
+        return getattr(request.app.state, name)
+
+    return dependency
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """True when JSON `body` nests arrays/objects deeper than `limit` (brackets inside
+    strings do not count). Linear, no recursion, stops at the first excess."""
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+class RequestLimits:
+    """Pure ASGI middleware enforcing the limits above on requests that a route takes
+    (others go on to the app, which answers 404 or 405); `on_reject(reason)` is called
+    for every refused request (a metric in the alert sink)."""
+
+    def __init__(self, app, router, max_body_bytes: int, max_json_depth: int, on_reject=None):
+        self.app = app
+        self.routes = router.routes
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        self.on_reject = on_reject
+
+    def _routed(self, scope) -> bool:
+        return any(route.matches(scope)[0] == Match.FULL for route in self.routes)
+
+    async def _refuse(self, send, status: int, reason: str, message: str) -> None:
+        if self.on_reject is not None:
+            self.on_reject(reason)
+        body = json.dumps({"error": message}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS or not self._routed(scope):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type != b"application/json":
+            return await self._refuse(send, 415, "unsupported_media_type",
+                                      "Content-Type must be application/json")
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                return await self._refuse(send, 400, "bad_request", "Content-Length is not a number")
+            if declared > self.max_body_bytes:
+                return await self._refuse(send, 413, "too_large",
+                                          f"body of {declared} bytes exceeds the {self.max_body_bytes}-byte limit")
+        # Read the body here, bounded, then hand it to the app in one message.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return await self._refuse(send, 413, "too_large",
+                                          f"body exceeds the {self.max_body_bytes}-byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth_exceeds(body, self.max_json_depth):
+            return await self._refuse(send, 400, "too_deep",
+                                      f"JSON nested deeper than {self.max_json_depth} levels")
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+# What every route may answer besides its own success (in the OpenAPI schema).
+COMMON_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415)}
+METRICS_RESPONSE = {200: {"description": "Prometheus exposition (OpenMetrics when asked for)",
+                          "content": {"text/plain": {}, "application/openmetrics-text": {}}}}
+
+
+def new_app(title: str, lifespan, settings, telemetry, on_reject=None) -> FastAPI:
+    """A role's FastAPI app with what all four share: /openapi.json (no docs UI; the
+    generated tests read it), the error shape, the request limits, /healthz, /metrics."""
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, responses=COMMON_ERRORS)
+    install_error_handlers(app)
+    app.add_middleware(RequestLimits, router=app.router, max_body_bytes=settings.max_body_bytes,
+                       max_json_depth=settings.max_json_depth, on_reject=on_reject)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "service": telemetry.service}
+
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
+    async def metrics(request: Request):
+        body, content_type = telemetry.metrics.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    return app

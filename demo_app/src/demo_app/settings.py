@@ -1,0 +1,175 @@
+"""Settings from the environment (names documented in demo_app/README.md), one object
+per role, validated at start by pydantic-settings: a bad value stops the start with a
+message naming the variable.
+
+Every variable has the DEMO_ prefix (DEMO_PORT, DEMO_FAULT_ERROR_RATIO, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "DEMO_"
+KiB, MiB = 1024, 1024 * 1024
+MAX_LATENCY_MS = 10_000
+# Item ids: 32-bit signed, far beyond what the store holds, inside SQLite's 64-bit INTEGER
+# and exact in every JSON client (a bound near 2**63 is not exactly a double: a client
+# could not even tell whether it is in range).
+MAX_ITEM_ID = 2**31 - 1
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is invalid; the message names the variable."""
+
+
+class RoleSettings(BaseSettings):
+    """What every role has: where it listens, how it logs, its request limits."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    request_logs: bool = True
+    # Request limits (demo_app.httpkit): bodies above max_body_bytes get a 413 before they
+    # are read whole; JSON nested deeper than max_json_depth a 400.
+    max_body_bytes: int = Field(16 * KiB, ge=1 * KiB, le=16 * MiB)
+    max_json_depth: int = Field(32, ge=2, le=512)
+    # Connections served at once (uvicorn's limit_concurrency); more get a 503 at once.
+    max_connections: int = Field(200, ge=1, le=10_000)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+
+class ServiceSettings(RoleSettings):
+    """shop and inventory: the fault switch, its token, readiness."""
+
+    admin_token: SecretStr = SecretStr("")
+    readiness_interval_s: float = Field(5.0, ge=0.05, le=3600)
+    # The fault switch's state at start (the same bounds as POST /admin/faults).
+    fault_error_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    fault_latency_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
+    fault_latency_jitter_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
+    fault_outage: bool = False
+
+
+class ShopSettings(ServiceSettings):
+    port: int = Field(8080, ge=1, le=65535)
+    inventory_url: str = Field("http://inventory:8081", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    downstream_timeout_s: float = Field(2.0, ge=0.05, le=60)
+
+    @field_validator("inventory_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+
+class InventorySettings(ServiceSettings):
+    port: int = Field(8081, ge=1, le=65535)
+    db_path: str = ":memory:"
+
+
+LOADGEN_ENDPOINTS = ("products", "product", "checkout")
+
+
+class LoadgenSettings(RoleSettings):
+    port: int = Field(8082, ge=1, le=65535)
+    loadgen_target: str = Field("http://shop:8080", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    loadgen_rps: float = Field(5.0, ge=0.1, le=1000)
+    # NAME=WEIGHT,... over LOADGEN_ENDPOINTS.
+    loadgen_mix: str = "products=5,product=3,checkout=2"
+    loadgen_summary_interval_s: float = Field(10.0, ge=1, le=3600)
+    loadgen_concurrency: int = Field(20, ge=1, le=1000)
+    # Up to this product id (7: one more than the store holds, so some answers are 404).
+    loadgen_max_product_id: int = Field(7, ge=1, le=10_000)
+
+    @field_validator("loadgen_mix")
+    @classmethod
+    def _mix(cls, raw: str) -> str:
+        parse_mix(raw)
+        return raw
+
+    @property
+    def mix(self) -> dict[str, float]:
+        return parse_mix(self.loadgen_mix)
+
+
+def parse_mix(raw: str) -> dict[str, float]:
+    mix: dict[str, float] = {}
+    for part in raw.split(","):
+        name, sep, weight = part.strip().partition("=")
+        if not sep or name not in LOADGEN_ENDPOINTS:
+            raise ValueError(f"bad entry {part!r}; expected NAME=WEIGHT with NAME in {LOADGEN_ENDPOINTS}")
+        try:
+            w = float(weight)
+        except ValueError:
+            raise ValueError(f"weight {weight!r} is not a number") from None
+        if not w >= 0:
+            raise ValueError(f"weight for {name} is negative")
+        mix[name] = w
+    if sum(mix.values()) <= 0:
+        raise ValueError("all weights are zero")
+    return mix
+
+
+class AlertSinkSettings(RoleSettings):
+    port: int = Field(8090, ge=1, le=65535)
+    # Alertmanager's webhook and Slack payloads: max_alerts (alertmanager.yml) bounds
+    # them far below this.
+    max_body_bytes: int = Field(256 * KiB, ge=1 * KiB, le=16 * MiB)
+    max_connections: int = Field(32, ge=1, le=10_000)
+    # The store (alertsink/store.py): SQLite on the alert-sink-data volume, so what was
+    # received survives a restart; bounded by count and by bytes.
+    store_path: str = "/var/lib/alert-sink/notifications.db"
+    store_max_notifications: int = Field(1000, ge=1, le=1_000_000)
+    store_max_bytes: int = Field(32 * MiB, ge=64 * KiB, le=1024 * MiB)
+    # The SMTP listener (alertsink/smtp.py): what Alertmanager's email receiver sends.
+    smtp_port: int = Field(2525, ge=0, le=65535)  # 0: no SMTP listener
+    smtp_max_message_bytes: int = Field(256 * KiB, ge=1 * KiB, le=16 * MiB)
+    smtp_max_recipients: int = Field(20, ge=1, le=1000)
+    smtp_max_sessions: int = Field(16, ge=1, le=1000)
+    # Runbooks (docs/runbooks, mounted read-only) served as HTML at /runbooks/<alert>.
+    runbooks_dir: str = "/usr/share/runbooks"
+
+
+ROLES: dict[str, type[RoleSettings]] = {
+    "shop": ShopSettings,
+    "inventory": InventorySettings,
+    "loadgen": LoadgenSettings,
+    "alert-sink": AlertSinkSettings,
+}
+DEFAULT_PORTS = {role: cls.model_fields["port"].default for role, cls in ROLES.items()}
+
+
+def describe(exc: ValidationError, prefix: str = PREFIX) -> str:
+    """One line per invalid variable: NAME='value': what is wrong."""
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        name = prefix + field.upper()
+        shown = "(secret)" if "token" in field else repr(os.environ.get(name, err.get("input")))
+        lines.append(f"{name}={shown}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load(role: str) -> RoleSettings:
+    """The role's settings from the environment."""
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    # A DEMO_ variable no role knows is a typo (DEMO_FAULT_LATENCY for ..._LATENCY_MS):
+    # say so rather than start with the default.
+    known = {PREFIX + f.upper() for cls in ROLES.values() for f in cls.model_fields}
+    unknown = sorted(k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigError(f"unknown variable(s) {', '.join(unknown)}; see demo_app/README.md")
+    try:
+        return ROLES[role]()
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
