@@ -21,6 +21,7 @@ Only the standard library: it runs with any python3 >= 3.9, no virtualenv needed
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -33,16 +34,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BIND = os.environ.get("BIND_ADDRESS", "127.0.0.1")
-if BIND in ("0.0.0.0", "::", ""):
-    BIND = "127.0.0.1"
-PROMETHEUS = os.environ.get("DRILL_PROMETHEUS_URL", f"http://{BIND}:9090")
-ALERTMANAGER = os.environ.get("DRILL_ALERTMANAGER_URL", f"http://{BIND}:9093")
-SINK = os.environ.get("DRILL_SINK_URL", f"http://{BIND}:8090")
-FAULT_URLS = {
-    "shop": os.environ.get("DRILL_SHOP_URL", f"http://{BIND}:8080"),
-    "inventory": os.environ.get("DRILL_INVENTORY_URL", f"http://{BIND}:8081"),
-}
+sys.path.insert(0, str(REPO / "scripts"))
+from compose_info import published  # noqa: E402
+
+
+@functools.cache
+def base_url(service: str) -> str:
+    """http://host:port of a service of the running stack, as compose published it
+    (DRILL_<SERVICE>_URL overrides, e.g. DRILL_ALERT_SINK_URL)."""
+    override = os.environ.get(f"DRILL_{service.upper().replace('-', '_')}_URL")
+    if override:
+        return override.rstrip("/")
+    ports = published().get(service)
+    if not ports:
+        sys.exit(f"{service} publishes no port: is the stack up? (make drill-up)")
+    address, port = next(iter(ports.values()))
+    return f"http://{'127.0.0.1' if address in ('0.0.0.0', '') else address}:{port}"
+
+
+# Services with a fault switch (/admin/faults).
+FAULT_SERVICES = ("shop", "inventory")
 # Services a drill may stop; --reset starts whichever of them exist and are stopped.
 STOPPABLE = ("loadgen", "otel-collector", "loki", "jaeger")
 
@@ -164,29 +175,29 @@ def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def set_fault(service: str, body: dict | None, token: str) -> None:
-    url = FAULT_URLS[service] + "/admin/faults"
+    url = base_url(service) + "/admin/faults"
     status, payload = http("DELETE" if body is None else "POST", url, body, token)
     if status >= 300:
         raise RuntimeError(f"{'DELETE' if body is None else 'POST'} {url} -> HTTP {status}: {payload}")
 
 
 def prometheus_alerts() -> list[dict]:
-    return get_json(PROMETHEUS + "/api/v1/alerts")["data"]["alerts"]
+    return get_json(base_url("prometheus") + "/api/v1/alerts")["data"]["alerts"]
 
 
 def alertmanager_alerts() -> list[dict]:
-    return get_json(ALERTMANAGER + "/api/v2/alerts")
+    return get_json(base_url("alertmanager") + "/api/v2/alerts")
 
 
 def sink_alerts(alertname: str, status: str) -> list[dict]:
     q = urllib.parse.urlencode({"alertname": alertname, "status": status})
-    return get_json(f"{SINK}/api/alerts?{q}")["alerts"]
+    return get_json(f"{base_url('alert-sink')}/api/alerts?{q}")["alerts"]
 
 
 def evaluation_interval() -> str | None:
     """The running Prometheus' global evaluation_interval, to warn about a slow profile."""
     try:
-        text = get_json(PROMETHEUS + "/api/v1/status/config")["data"]["yaml"]
+        text = get_json(base_url("prometheus") + "/api/v1/status/config")["data"]["yaml"]
     except Exception:
         return None
     for line in text.splitlines():
@@ -373,7 +384,7 @@ def report(scenario: Scenario, timelines: list[Timeline], resolve: bool) -> bool
 def reset(quiet: bool = False) -> int:
     token = admin_token()
     failed = 0
-    for service in FAULT_URLS:
+    for service in FAULT_SERVICES:
         try:
             set_fault(service, None, token)
             quiet or print(f"cleared faults on {service}")

@@ -60,63 +60,39 @@ def _assert_rejected(p, *needles: str):
         assert n in out, f"validator output does not mention {n!r}:\n{out}"
 
 
-def test_promtool_rejects_broken_prometheus_config(tmp_path):
-    d = _copy(tmp_path, "prometheus")
+# (folder, file, text, broken text, check name prefix, what the tool's message must name)
+BROKEN = {
     # A scrape job pointing at a syntactically invalid target.
-    (d / "scrape_configs.yml").write_text(
-        (d / "scrape_configs.yml").read_text().replace("targets: [shop:8080]",
-                                                       "targets: ['shop:8080/metrics']"))
-    c = _check(tmp_path, "promtool check config prometheus/prometheus.yml")
-    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts),
-                     "prometheus.yml")
-
-
-def test_promtool_rejects_unknown_key(tmp_path):
-    d = _copy(tmp_path, "prometheus")
-    (d / "prometheus.yml").write_text((d / "prometheus.yml").read_text().replace(
-        "evaluation_interval: 15s", "evaluation_interval: 15s\n  evaluation_intervall: 15s"))
-    c = _check(tmp_path, "promtool check config prometheus/prometheus.yml")
-    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts),
-                     "prometheus.yml", "evaluation_intervall")
-
-
-def test_otelcol_rejects_unknown_component(tmp_path):
-    d = _copy(tmp_path, "otel-collector")
+    "promtool-bad-target": ("prometheus", "scrape_configs.yml", "targets: [shop:8080]",
+                            "targets: ['shop:8080/metrics']",
+                            "promtool check config prometheus/prometheus.yml", ["prometheus.yml"]),
+    "promtool-unknown-key": ("prometheus", "prometheus.yml", "evaluation_interval: 15s",
+                             "evaluation_interval: 15s\n  evaluation_intervall: 15s",
+                             "promtool check config prometheus/prometheus.yml",
+                             ["prometheus.yml", "evaluation_intervall"]),
     # A typo in a component name, the classic mistake after the 0.15x renames.
-    (d / "config.yml").write_text((d / "config.yml").read_text().replace(
-        "exporters: [otlp_grpc/jaeger, span_metrics]", "exporters: [otlp_grcp/jaeger, span_metrics]"))
-    c = _check(tmp_path, "otelcol validate")
-    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), "otlp_grcp")
-
-
-def test_jaeger_rejects_unknown_key(tmp_path):
+    "otelcol-unknown-component": ("otel-collector", "config.yml",
+                                  "exporters: [otlp_grpc/jaeger, span_metrics]",
+                                  "exporters: [otlp_grcp/jaeger, span_metrics]",
+                                  "otelcol validate", ["otlp_grcp"]),
     # (An unknown storage *name* passes `jaeger validate`; it only fails at start-up.)
-    d = _copy(tmp_path, "jaeger")
-    (d / "jaeger.yml").write_text((d / "jaeger.yml").read_text().replace(
-        "normalize_calls: true", "normalize_callz: true"))
-    c = _check(tmp_path, "jaeger validate")
-    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), "normalize_callz")
+    "jaeger-unknown-key": ("jaeger", "jaeger.yml", "normalize_calls: true", "normalize_callz: true",
+                           "jaeger validate", ["normalize_callz"]),
+    "loki-unknown-key": ("loki", "loki.yml", "retention_enabled: true",
+                         "retention_enabled: true\n  retention_enabld: true",
+                         "loki -verify-config", ["retention_enabld"]),
+}
 
 
-def test_loki_rejects_unknown_key(tmp_path):
-    d = _copy(tmp_path, "loki")
-    (d / "loki.yml").write_text((d / "loki.yml").read_text().replace(
-        "retention_enabled: true", "retention_enabled: true\n  retention_enabld: true"))
-    c = _check(tmp_path, "loki -verify-config")
-    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), "retention_enabld")
-
-
-def test_compose_config_requires_grafana_password(tmp_path):
-    """Without .env and without the variable, compose refuses to start and says why."""
-    if shutil.which("docker") is None or subprocess.run(
-            ["docker", "compose", "version"], capture_output=True).returncode != 0:
-        pytest.skip("docker compose not available")
-    shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
-    env = {k: v for k, v in validate.compose_env(tmp_path).items()
-           if k != "GRAFANA_ADMIN_PASSWORD"}
-    p = subprocess.run(["docker", "compose", "config", "-q"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
-    _assert_rejected(p, "GRAFANA_ADMIN_PASSWORD")
+@pytest.mark.parametrize("case", BROKEN)
+def test_validator_rejects_broken_file(tmp_path, case):
+    folder, name, text, broken, prefix, needles = BROKEN[case]
+    d = _copy(tmp_path, folder)
+    original = (d / name).read_text()
+    assert text in original, f"{folder}/{name} no longer contains {text!r}: update this case"
+    (d / name).write_text(original.replace(text, broken))
+    c = _check(tmp_path, prefix)
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), *needles)
 
 
 def test_validate_script_reports_broken_file(tmp_path):

@@ -19,6 +19,7 @@ import pytest
 import requests
 from testcontainers.compose import DockerCompose
 
+from scripts import compose_info
 from tests.e2e import stack as st
 from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, required_images
 
@@ -44,12 +45,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = _no_engine_reason()
         if reason:  # one message for the whole tier (terminal summary), not one per test
             _skipped_tier.append(f"e2e tier skipped ({len(e2e_items)} tests): {reason}")
+            config._tier_deselected_reason = f"e2e tier: {reason}"  # for tests/conftest.py
             config.hook.pytest_deselected(items=e2e_items)
             items[:] = [it for it in items if it.nodeid not in _signal_of]
             return
     # Alerts first: the error alert's burn-rate windows span the whole (short) history of a
-    # young stack, so it resolves soonest then. Resilience last: it stops and recreates services.
-    rank = {"stack": 1, "alerts": 2, "resilience": 9}
+    # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
+    # restart and recreate services.
+    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "resilience": 9}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -76,7 +79,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     plan = st.plan_stack()
     project = os.environ.get("E2E_PROJECT", "obs-e2e")
     env = st.generated_env(project, st.drill_profile())
-    env_file = tmp_path_factory.mktemp("e2e") / "e2e.env"
+    workdir = tmp_path_factory.mktemp("e2e")
+    env_file = workdir / "e2e.env"
+    override = workdir / "docker-compose.e2e.yml"
+    st.e2e_override(override)
+    files = [*compose_info.compose_files(REPO), str(override)]
     # --env-file replaces the user's .env (their secrets and overrides stay out of the run);
     # the same values go into os.environ, which compose gives precedence anyway.
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -85,7 +92,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        compose = DockerCompose(REPO, compose_file_name=COMPOSE_FILE.name, env_file=str(env_file), wait=True)
+        compose = DockerCompose(REPO, compose_file_name=files, env_file=str(env_file), wait=True)
         s = st.Stack(compose.docker_compose_command(), plan, env)
         s.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
         if plan.build:  # images compose would build (no *_IMAGE given, nothing to pull)
@@ -96,7 +103,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
                 why = (built.stderr.strip().splitlines() or ["?"])[-1][:300]
                 for svc in plan.build:
                     plan.drop(svc, f"`docker compose build {svc}` failed: {why}")
-        st.MEASUREMENTS.update(started=plan.start, not_started=plan.missing)
+        st.MEASUREMENTS.update(started=plan.start, not_started=plan.missing, one_shot=sorted(plan.one_shot),
+                               stand_ins=st.stand_ins(plan))
         if not plan.start:
             pytest.skip("e2e tier skipped: no service of docker-compose.yml can start here: "
                         + "; ".join(f"{k}: {v}" for k, v in plan.missing.items()))
@@ -116,6 +124,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
                             f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}\n{ps}\n"
                             f"{s.logs(tail=30)[-6000:]}", pytrace=False)
             st.MEASUREMENTS["compose_up_to_healthy_s"] = round(time.monotonic() - t0, 1)
+            st.MEASUREMENTS["compose_files"] = [Path(f).name for f in files]
+            s.refresh_endpoints()
             yield s
         finally:
             sampler.stop()
@@ -235,6 +245,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_line(f"fault -> {alert} firing at alert sink: {secs} s")
     for alert, secs in m.get("clear_to_resolved_s", {}).items():
         tr.write_line(f"fault cleared -> {alert} resolved at alert sink: {secs} s")
+    for scenario, counts in m.get("no_loss", {}).items():
+        tr.write_line(f"no loss: {scenario}: " + (", ".join(f"{k} {v}" for k, v in counts.items())
+                                                  if isinstance(counts, dict) else str(counts)))
     if m.get("peak_memory"):
         total = sum(v["peak_mib"] for v in m["peak_memory"].values())
         tr.write_line("peak memory (MiB, limit): " + ", ".join(
@@ -242,8 +255,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             + f"; sum of peaks {total:.0f} MiB ({m.get('memory_samples', 0)} samples)")
     if "started" in m:
         tr.write_line("service x signal (+ running, - not started, . not needed):")
-        for line in st.matrix(m["started"], [*m["started"], *m.get("not_started", {})]):
+        columns = [s for s in [*m["started"], *m.get("not_started", {})] if s not in m.get("one_shot", [])]
+        for line in st.matrix(m["started"], columns):
             tr.write_line("  " + line)
+    for svc, note in m.get("stand_ins", {}).items():
+        tr.write_line(f"stand-in: {svc}: {note}")
     if m.get("not_started"):
         tr.write_line("not started: " + "; ".join(f"{k}: {v}" for k, v in m["not_started"].items()))
     tr.write_line(f"written to {RESULTS_FILE.relative_to(REPO)}")

@@ -6,7 +6,7 @@ docs/conventions.md "Alerts" / prometheus/rules/."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -35,6 +35,30 @@ def prom_alert_state(alertname: str, service: str) -> str:
     return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
 
 
+def sink_messages(channel: str, title: str, seen: set[int] = frozenset()) -> list[dict]:
+    """Email or Slack notifications at the sink whose subject/title is `title` (newest first)."""
+    body = st.get_json("alert-sink", "/api/notifications", params={"channel": channel, "limit": 1000})
+    return [n for n in body["notifications"] if n["title"] == title and n["id"] not in seen]
+
+
+def message_ids(channel: str) -> set[int]:
+    return {n["id"] for n in st.get_json("alert-sink", "/api/notifications",
+                                         params={"channel": channel, "limit": 1000})["notifications"]}
+
+
+def check_email(n: dict, runbook: str) -> None:
+    c = n["content"]
+    assert c["rcpt_to"] == ["oncall@stack.local"] and n["receiver"] == "critical", (c["rcpt_to"], n["receiver"])
+    assert f"Runbook:     {runbook}" in c["text"], c["text"]
+    assert f'<a href="{runbook}">Runbook</a>' in c["html"], c["html"][:500]
+
+
+def check_slack(n: dict, runbook: str, color: str) -> None:
+    att = n["content"]["attachments"][0]
+    assert n["receiver"] == "slack" and att["color"] == color, (n["receiver"], att)
+    assert f"<{runbook}|Runbook>" in att["text"] and att["title_link"].endswith("/#/alerts"), att
+
+
 def alert_rule(alertname: str) -> dict:
     groups = st.get_json("prometheus", "/api/v1/rules", params={"type": "alert"})["data"]["groups"]
     rules = [r for g in groups for r in g["rules"] if r["name"] == alertname]
@@ -57,7 +81,10 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
     hold_s = float(rule.get("duration") or 0)
     assert prom_alert_state(ERRORS_ALERT, "shop") == "inactive", "the error alert fires before any fault"
     already = {a["notification_id"] for a in sink_alerts(ERRORS_ALERT, "firing")}
+    emails, slacks = message_ids("email"), message_ids("slack")
     faults = st.url("shop", "/admin/faults")
+    subject = f"[FIRING:1] {ERRORS_ALERT} shop (critical)"
+    runbook = f"http://localhost:8090/runbooks/{ERRORS_ALERT}"  # STACK_HOST unset: localhost
 
     t_fault = time.monotonic()
     r = requests.post(faults, json={"error_ratio": ERROR_RATIO}, headers=warm.admin_headers, timeout=10)
@@ -94,6 +121,11 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
         firing_note = st.poll_until(lambda: at_sink("firing", already), 120,
                                     f"a firing {ERRORS_ALERT} notification reaches the alert sink", interval=1)
         notified_s = time.monotonic() - t_fault
+        email = st.poll_until(lambda: sink_messages("email", subject, emails), 120,
+                              f"the email '{subject}' reaches the sink's SMTP listener", interval=1)[0]
+        emailed_s = time.monotonic() - t_fault
+        slack = st.poll_until(lambda: sink_messages("slack", subject, slacks), 120,
+                              f"the Slack message '{subject}' reaches the sink", interval=1)[0]
     finally:
         # Hold the fault no longer than needed (see ERROR_RATIO), whatever happened.
         cleared = requests.delete(faults, headers=warm.admin_headers, timeout=10)
@@ -108,14 +140,23 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
             f"{ERRORS_ALERT} has for: {hold_s}s but went {' -> '.join(states)}")
     else:  # no `for:` in the rule: Prometheus has no pending phase for it
         assert states[-2:] == ["inactive", "firing"], f"states seen: {states}"
+    st.MEASUREMENTS.setdefault("fault_to_email_s", {})[ERRORS_ALERT] = round(emailed_s, 1)
     receivers = {x["name"] for x in am_alert.get("receivers") or []}
     assert firing_note["receiver"] in receivers, (firing_note["receiver"], receivers)
+    check_email(email, runbook)
+    check_slack(slack, runbook, "danger")
 
     # Only a resolution after the fault was cleared counts (not a flap while it was on).
     st.poll_until(lambda: at_sink("resolved", resolved_before, ended_after=cleared_at), 600,
                   f"the resolved {ERRORS_ALERT} notification reaches the sink after the fault was cleared",
                   interval=2)
     st.MEASUREMENTS.setdefault("clear_to_resolved_s", {})[ERRORS_ALERT] = round(time.monotonic() - t_clear, 1)
+    resolved = subject.replace("[FIRING:1]", "[RESOLVED]")
+    check_email(st.poll_until(lambda: sink_messages("email", resolved, emails), 120,
+                              f"the resolved email '{resolved}' reaches the sink", interval=2)[0], runbook)
+    check_slack(st.poll_until(lambda: sink_messages("slack", resolved, slacks), 120,
+                              f"the resolved Slack message '{resolved}' reaches the sink", interval=2)[0],
+                runbook, "good")
 
 
 LATENCY_ALERT = "DemoHighLatencyP95"
@@ -153,3 +194,31 @@ def test_latency_alert_goes_pending_then_firing_and_reaches_the_sink(warm: st.St
     assert cleared.status_code == 200 and cleared.json()["latency_ms"] == 0, cleared.text
     st.MEASUREMENTS.setdefault("alert_states_seen", {})[LATENCY_ALERT] = states
     assert states == ["inactive", "pending", "firing"], f"{LATENCY_ALERT} went {' -> '.join(states)}"
+
+
+@pytest.mark.services("alertmanager", "alert-sink")
+def test_inhibited_warning_sends_nothing_while_its_critical_pages(warm: st.Stack) -> None:
+    """Through the real Alertmanager and sink: a critical alert and a warning on the same
+    service. The critical goes out by webhook, email and Slack; the warning, inhibited,
+    by none of them. Both are posted to Alertmanager's API as Prometheus would."""
+    service = f"e2e-{int(time.time())}"
+    page, warn = "E2ECriticalDrill", "E2EInhibitedWarning"
+    now = datetime.now(timezone.utc)
+    alerts = [{"labels": {"alertname": name, "severity": sev, "service": service},
+               "annotations": {"summary": f"{name} on {service}"},
+               "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+              for name, sev in ((page, "critical"), (warn, "warning"))]
+    r = requests.post(st.url("alertmanager", "/api/v2/alerts"), json=alerts, timeout=10)
+    assert r.status_code == 200, r.text
+    subject = f"[FIRING:1] {page} {service} (critical)"
+    st.poll_until(lambda: sink_messages("email", subject), 60, f"the email for {page} arrives", interval=1)
+    st.poll_until(lambda: sink_messages("slack", subject), 60, f"the Slack message for {page} arrives", interval=1)
+    st.poll_until(lambda: sink_alerts(page, "firing"), 60, f"the webhook notification for {page} arrives")
+    status = {a["labels"]["alertname"]: a["status"] for a in st.get_json(
+        "alertmanager", "/api/v2/alerts", params={"filter": f'service="{service}"'})}
+    assert status[warn]["state"] == "suppressed" and status[warn]["inhibitedBy"], status
+    time.sleep(15)  # longer than the drill profile's group_wait and group_interval
+    everything = st.get_json("alert-sink", "/api/notifications", params={"limit": 1000})["notifications"]
+    leaked = [(n["channel"], n["title"]) for n in everything if warn in n["title"] or
+              any(a.get("alertname") == warn for a in n["alerts"])]
+    assert not leaked, f"the inhibited warning was sent: {leaked}"

@@ -1,20 +1,33 @@
 """The stack itself: what could start is up and healthy, and it listens on loopback only."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import time
+
 import pytest
 import requests
+import yaml
 
 from tests.e2e import stack as st
+from tests.tooling import COMPOSE_FILE, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("stack")]
 
 
 def test_started_services_are_running_and_healthy(stack: st.Stack) -> None:
     containers = stack.containers()
-    bad = {svc: (containers.get(svc, {}).get("State", "absent"), containers.get(svc, {}).get("Health", ""))
-           for svc in stack.plan.start}
-    # Health is "" for a service without a healthcheck: running is all compose can say.
-    bad = {svc: sh for svc, sh in bad.items() if sh[0] != "running" or sh[1] not in ("", "healthy")}
+    bad = {}
+    for svc in stack.plan.start:
+        row = containers.get(svc, {})
+        state, health = row.get("State", "absent"), row.get("Health", "")
+        if svc in stack.plan.one_shot:  # did its job and exited cleanly
+            if (state, row.get("ExitCode")) != ("exited", 0):
+                bad[svc] = (state, f"exit code {row.get('ExitCode')}")
+        # Health is "" for a service without a healthcheck: running is all compose can say.
+        elif state != "running" or health not in ("", "healthy"):
+            bad[svc] = (state, health)
     assert not bad, f"not running/healthy after `up --wait`: {bad}\n{stack.logs(*bad)}"
 
 
@@ -24,14 +37,14 @@ def test_published_ports_are_loopback_only(stack: st.Stack) -> None:
         for svc, row in stack.containers().items()
         for p in row.get("Publishers") or [] if p.get("PublishedPort")
     }
-    exposed = sorted(x for x in published if x[1] != st.HOST)
+    exposed = sorted(x for x in published if x[1] not in (st.HOST, "::1"))
     assert not exposed, f"ports published beyond {st.HOST} (service, address, target, published): {exposed}"
-    # docs/conventions.md: container port = host port, for every UI/API the tests use.
-    for svc, port in st.PORTS.items():
-        if svc in stack.plan.start:
-            assert (svc, st.HOST, port, port) in published, (
-                f"{svc} does not publish {port} on {st.HOST}:{port}; it publishes "
-                f"{sorted(x for x in published if x[0] == svc)}")
+    # Every port docker-compose.yml publishes is reachable, on the port Docker picked.
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    for svc in stack.plan.start:
+        want = {int(str(spec).rsplit(":", 1)[1]) for spec in services[svc].get("ports") or []}
+        got = {target for s, _, target, _ in published if s == svc}
+        assert want <= got, f"{svc} publishes {sorted(got)}, docker-compose.yml says {sorted(want)}"
 
 
 @pytest.mark.services("shop", "inventory")
@@ -69,3 +82,38 @@ def test_collector_health_check_answers_inside_the_network(stack: st.Stack) -> N
         return out
 
     st.poll_until(healthy, 60, "the collector's health_check extension (otel-collector:13133) answers", interval=3)
+
+
+def _metric(text: str, name: str) -> float:
+    return max((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")),
+               default=0.0)
+
+
+@pytest.mark.services("prometheus", "alertmanager")
+def test_make_reload_reloads_by_signal(stack: st.Stack) -> None:
+    """`make reload` sends SIGHUP (the lifecycle API is off): both re-read their config."""
+    def reload_times() -> tuple[float, float]:
+        prom = st.get_json("prometheus", "/api/v1/status/runtimeinfo")["data"]["lastConfigTime"]
+        am = requests.get(st.url("alertmanager", "/metrics"), timeout=10).text
+        return prom, _metric(am, "alertmanager_config_last_reload_success_timestamp_seconds")
+
+    before = reload_times()
+    assert requests.post(st.url("prometheus", "/-/reload"), timeout=10).status_code in (403, 404, 405), (
+        "Prometheus' lifecycle API answers: a web page could reload or stop it")
+    time.sleep(1.1)  # reload timestamps have a one-second resolution
+    p = subprocess.run(["make", "--no-print-directory", "reload", f"COMPOSE={' '.join(stack.compose_cmd)}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    st.poll_until(lambda: all(a != b for a, b in zip(reload_times(), before)), 30,
+                  f"Prometheus and Alertmanager reloaded (before: {before})")
+
+
+def test_make_urls_lists_every_published_endpoint(stack: st.Stack) -> None:
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": stack.project}
+    out = subprocess.run(["make", "--no-print-directory", "urls"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    urls = re.findall(r"http://localhost:(\d+)", out)
+    published = {port for ports in st.ENDPOINTS.values() for port in ports.values()}
+    assert published and published >= {int(p) for p in urls}, out
+    for service, ports in st.ENDPOINTS.items():
+        assert any(str(p) in out for p in ports.values()), f"`make urls` does not list {service}:\n{out}"
