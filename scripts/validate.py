@@ -4,10 +4,12 @@
 Every tool runs from the image docker-compose.yml would run (the *_IMAGE env var, else
 the pinned default), with the component folder mounted read-only and no network:
 
-  docker compose config -q                      docker-compose.yml (+ .env)
+  docker compose config -q                      docker-compose.yml (+ .env), and with
+                                                each overlay (scale-out, benchmark)
   promtool check config / check rules / test    prometheus/
   amtool check-config                           alertmanager/
-  otelcol-contrib validate                      otel-collector/config.yml
+  otelcol-contrib validate                      every collector config (stack, scale-out
+                                                tiers, the benchmark's ceiling)
   jaeger validate                               jaeger/jaeger.yml
   loki -verify-config                           loki/loki.yml
 
@@ -61,6 +63,11 @@ def checks(root: Path = REPO) -> list[Check]:
     out.append(Check("docker compose config", None, "docker",
                      ["compose", "-f", str(root / "docker-compose.yml"), "config", "-q"],
                      files=["docker-compose.yml"]))
+    for overlay in (root / "docker-compose.scale.yml", root / "bench" / "docker-compose.bench.yml"):
+        if overlay.exists():
+            out.append(Check(f"docker compose config +{_rel(root, overlay)}", None, "docker",
+                             ["compose", "-f", str(root / "docker-compose.yml"), "-f", str(overlay), "config", "-q"],
+                             files=["docker-compose.yml", _rel(root, overlay)]))
 
     prom = root / "prometheus"
     pm = {prom: "/etc/prometheus"}
@@ -90,10 +97,11 @@ def checks(root: Path = REPO) -> list[Check]:
                          "amtool", ["check-config", f"/etc/alertmanager/{cfg.name}"],
                          {am: "/etc/alertmanager"}, [_rel(root, cfg)]))
 
-    otel = root / "otel-collector" / "config.yml"
-    if otel.exists():
-        out.append(Check("otelcol validate otel-collector/config.yml", "OTELCOL_IMAGE",
-                         "/otelcol-contrib", ["validate", "--config=/etc/otelcol/config.yml"],
+    # The stack's collector, the scale-out tiers, the benchmark's ceiling.
+    for otel in [*sorted((root / "otel-collector").glob("config*.yml")),
+                 *sorted((root / "bench").glob("*collector*.yml"))]:
+        out.append(Check(f"otelcol validate {_rel(root, otel)}", "OTELCOL_IMAGE",
+                         "/otelcol-contrib", ["validate", f"--config=/etc/otelcol/{otel.name}"],
                          {otel.parent: "/etc/otelcol"}, [_rel(root, otel)]))
 
     jaeger = root / "jaeger" / "jaeger.yml"
@@ -113,9 +121,20 @@ def checks(root: Path = REPO) -> list[Check]:
 
 # ---- running ------------------------------------------------------------------------
 
+# Every compose file of the project: the stack, its overlays, the benchmark's.
+COMPOSE_FILES = (REPO / "docker-compose.yml", REPO / "docker-compose.scale.yml",
+                 REPO / "bench" / "docker-compose.bench.yml")
+
+
 @functools.cache
-def image_defaults(compose_file: Path = REPO / "docker-compose.yml") -> dict[str, str]:
-    return dict(_IMAGE_VAR.findall(compose_file.read_text()))
+def image_defaults() -> dict[str, str]:
+    """X_IMAGE -> its pinned default, from the compose files (where each is written once)."""
+    pins: dict[str, str] = {}
+    for f in COMPOSE_FILES:
+        if f.exists():
+            for var, ref in _IMAGE_VAR.findall(f.read_text()):
+                pins.setdefault(var, ref)
+    return pins
 
 
 def image(var: str) -> str:

@@ -14,13 +14,14 @@ from tests.tooling import REPO, run_tool
 
 sys.path.insert(0, str(REPO / "drills"))
 import drill  # noqa: E402
-import profiles  # noqa: E402
+
+from scripts import profiles  # noqa: E402
 
 
-@pytest.mark.parametrize("main,drill_file,gen", profiles.PAIRS, ids=["prometheus", "alertmanager"])
+@pytest.mark.parametrize("main,drill_file,gen", profiles.PAIRS, ids=["prometheus", "alertmanager", "prometheus-scale"])
 def test_drill_file_is_generated_from_main(main, drill_file, gen):
     assert drill_file.read_text() == gen(main.read_text()), (
-        f"{drill_file.relative_to(REPO)} is stale: run `python3 drills/profiles.py`")
+        f"{drill_file.relative_to(REPO)} is stale: run `python3 scripts/profiles.py`")
 
 
 def test_prometheus_drill_shares_rules_and_targets():

@@ -74,7 +74,7 @@ BROKEN = {
     "otelcol-unknown-component": ("otel-collector", "config.yml",
                                   "exporters: [otlp_grpc/jaeger, span_metrics]",
                                   "exporters: [otlp_grcp/jaeger, span_metrics]",
-                                  "otelcol validate", ["otlp_grcp"]),
+                                  "otelcol validate otel-collector/config.yml", ["otlp_grcp"]),
     # (An unknown storage *name* passes `jaeger validate`; it only fails at start-up.)
     "jaeger-unknown-key": ("jaeger", "jaeger.yml", "normalize_calls: true", "normalize_callz: true",
                            "jaeger validate", ["normalize_callz"]),

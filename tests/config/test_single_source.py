@@ -1,0 +1,73 @@
+"""Each fact is kept once. An image version lives only in docker-compose.yml (the
+${X_IMAGE:-...} defaults): twins, tests, docs and the Makefile read it from there. A
+published port lives only in docker-compose.yml too: code that reaches the stack asks
+compose which host port it got (scripts/compose_info.py)."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from scripts.validate import image_defaults
+from tests.tooling import REPO
+
+# Files that must state a pinned version, and why.
+MAY_STATE_VERSION = {
+    "docker-compose.yml": "the one place",
+    "docker-compose.scale.yml": "the one place of the scale-out profile's images (Thanos)",
+    "otel-collector/builder-config.yaml": "a build manifest names its module versions "
+                                          "(test_collector_build.py keeps them equal to the pin)",
+    "bench/docker-compose.bench.yml": "the one place of telemetrygen's pin (the collector's release)",
+}
+# Captured data: component metric names as a pinned version exposed them.
+DATA = ("tests/metric_catalog_data/",)
+
+
+def tracked_text_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return [f for f in out if (REPO / f).is_file() and not f.endswith((".png", ".json", ".lock"))
+            and not f.startswith(DATA)]
+
+
+def versions() -> dict[str, str]:
+    """X_IMAGE -> the version in its pinned tag (v1.2.3 -> 1.2.3)."""
+    return {var: ref.rsplit(":", 1)[1].removeprefix("v") for var, ref in image_defaults().items()
+            if var != "DEMO_IMAGE"}
+
+
+@pytest.mark.parametrize("var", sorted(versions()))
+def test_a_pinned_version_is_written_once(var):
+    version = versions()[var]
+    pattern = re.compile(rf"(?<![\w.]){re.escape(version)}(?![\w.])")
+    offenders = []
+    for f in tracked_text_files():
+        if f in MAY_STATE_VERSION:
+            continue
+        text = (REPO / f).read_text(errors="replace")
+        offenders += [f"{f}:{n}" for n, line in enumerate(text.splitlines(), 1) if pattern.search(line)]
+    assert not offenders, (f"{var}'s version {version} is restated (read it from docker-compose.yml "
+                           f"instead): {offenders}")
+
+
+def published_ports() -> set[int]:
+    import yaml
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    return {int(str(p).split(":")[-2]) for s in services.values() for p in s.get("ports") or []}
+
+
+def test_code_reaching_the_stack_asks_compose_for_the_port():
+    """No code that reaches the running stack (scripts, drills, the benchmark, the e2e
+    tests, the Makefile) types a published port after localhost or 127.0.0.1. (Inside a
+    container, wget http://127.0.0.1:9090 is the image's own port, not a published one.)"""
+    code = [f for f in tracked_text_files() if f == "Makefile" or (
+        f.endswith(".py") and f.startswith(("scripts/", "drills/", "bench/", "tests/e2e/")))]
+    offenders = []
+    for f in code:
+        for n, line in enumerate((REPO / f).read_text().splitlines(), 1):
+            for port in re.findall(r"(?:localhost|127\.0\.0\.1):(\d{4,5})\b", line):
+                if int(port) in published_ports():
+                    offenders.append(f"{f}:{n}: {line.strip()[:100]}")
+    assert not offenders, "a published port typed in code: " + "; ".join(offenders)
