@@ -4,7 +4,7 @@
 # registry. See DESIGN.md, "Machines with no container registry".
 #
 #   bash twins/build.sh [--force] [--only NAME]...
-#     NAME: busybox prometheus alertmanager otelcol telemetrygen jaeger python-base demo
+#     NAME: busybox prometheus alertmanager otelcol telemetrygen jaeger thanos python-base demo
 #     --force: rebuild even when an image is up to date
 #
 # Needs root (apt, debootstrap), Go and a running Docker engine (.ci/docker-engine.sh).
@@ -28,9 +28,9 @@ log() { echo "[twins +$((SECONDS - T0))s] $*"; }
 die() { echo "[twins] ERROR: $*" >&2; exit 1; }
 
 # ---- versions: docker-compose.yml's image defaults are the one place they are pinned ----
-pin() {  # pin VAR: the default image docker-compose.yml gives ${VAR:-...}
-  local ref; ref=$(sed -n "s/.*\${$1:-\([^}]*\)}.*/\1/p" "$ROOT/docker-compose.yml" | head -1)
-  [ -n "$ref" ] || die "docker-compose.yml has no \${$1:-...} default"
+pin() {  # pin VAR: the default image the compose files give ${VAR:-...}
+  local ref; ref=$(sed -n "s/.*\${$1:-\([^}]*\)}.*/\1/p" "$ROOT"/docker-compose*.yml | head -1)
+  [ -n "$ref" ] || die "no docker-compose*.yml has a \${$1:-...} default"
   echo "$ref"
 }
 version_of() { local t; t=$(pin "$1"); t=${t##*:}; echo "${t#v}"; }  # image tag without v
@@ -50,6 +50,10 @@ TELEMETRYGEN_MOD=github.com/open-telemetry/opentelemetry-collector-contrib/cmd/t
 TWIN_GO_REPLACES="  - github.com/aws/aws-sdk-go-v2/service/servicediscovery => github.com/aws/aws-sdk-go-v2/service/servicediscovery v1.43.0"
 JAEGER_PIN=$(version_of JAEGER_IMAGE)
 JAEGER_VERSION=2.13.0; JAEGER_MOD=github.com/jaegertracing/jaeger@v1.76.0
+# Thanos (the scale-out profile, docker-compose.scale.yml). Its go.mod asks for a Go newer
+# than the machine's: the approved toolchain comes from the module proxy like a module.
+THANOS_VERSION=$(version_of THANOS_IMAGE); THANOS_MOD=github.com/thanos-io/thanos@v$THANOS_VERSION
+THANOS_GOTOOLCHAIN=go1.27.3
 SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -59,10 +63,11 @@ ALERTMANAGER_TAG=twin/alertmanager:v$AM_VERSION
 OTELCOL_TAG=twin/otelcol-contrib:$OTELCOL_VERSION
 TELEMETRYGEN_TAG=twin/telemetrygen:v$OTELCOL_VERSION
 JAEGER_TAG=twin/jaeger:$JAEGER_VERSION
+THANOS_TAG=twin/thanos:v$THANOS_VERSION
 PYBASE_TAG=twin/python-base:$SUITE
 DEMO_TAG=twin/demo-app:dev
 
-ALL=(busybox prometheus alertmanager otelcol telemetrygen jaeger python-base demo)
+ALL=(busybox prometheus alertmanager otelcol telemetrygen jaeger thanos python-base demo)
 ONLY=(); FORCE=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -281,6 +286,26 @@ build_telemetrygen() {
   dbuild "$TELEMETRYGEN_TAG" "$h" "$TW/telemetrygen" "$ctx" "VERSION=$OTELCOL_VERSION"
 }
 
+# ---- 5c. Thanos (the scale-out profile) -----------------------------------------------------
+# Built in the module as upstream's .promu.yml does (tags netgo, slicelabels; its go.mod's
+# replace directives apply), with the newer toolchain its go.mod asks for.
+build_thanos() {
+  local h ctx=$CACHE/thanos dir
+  h=$(hash_of "$(declare -f build_thanos gobuild prom_ldflags)" "$THANOS_MOD" "$THANOS_GOTOOLCHAIN" \
+      "$TW/thanos" "$(image_id "$BUSYBOX_TAG")")
+  cached "$THANOS_TAG" "$h" && return 0
+  export GOTOOLCHAIN=$THANOS_GOTOOLCHAIN
+  dir=$(mod_dir "$THANOS_MOD"); [ -d "$dir" ] || die "could not download $THANOS_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  local ld; ld=$(prom_ldflags "$THANOS_VERSION" "${THANOS_MOD#*@}" \
+      "$(go env GOMODCACHE)/cache/download/${THANOS_MOD%@*}/@v/${THANOS_MOD#*@}.info")
+  log "go build thanos ($THANOS_MOD, $(go version | cut -d' ' -f3))"
+  gobuild "$dir" "$ctx/thanos" ./cmd/thanos netgo,slicelabels "$ld"
+  unset GOTOOLCHAIN
+  cp "$dir/LICENSE" "$ctx/"; chmod 644 "$ctx/LICENSE"
+  dbuild "$THANOS_TAG" "$h" "$TW/thanos" "$ctx" "VERSION=$THANOS_VERSION"
+}
+
 # ---- 6. Python base (debootstrap) ----------------------------------------------------------
 build_python_base() {
   local h ctx=$CACHE/python-base root
@@ -341,7 +366,7 @@ run() {  # run NAME FN: one phase with its elapsed time
 need_base() {  # images built FROM another twin need it even with --only
   docker image inspect "$1" >/dev/null 2>&1 || { wanted "$2" || run "$2" "build_${2//-/_}"; }
 }
-if wanted prometheus || wanted alertmanager || wanted jaeger; then need_base "$BUSYBOX_TAG" busybox; fi
+if wanted prometheus || wanted alertmanager || wanted jaeger || wanted thanos; then need_base "$BUSYBOX_TAG" busybox; fi
 if wanted demo; then need_base "$PYBASE_TAG" python-base; fi
 run busybox build_busybox
 run prometheus build_prometheus
@@ -349,6 +374,7 @@ run alertmanager build_alertmanager
 run otelcol build_otelcol
 run telemetrygen build_telemetrygen
 run jaeger build_jaeger
+run thanos build_thanos
 run python-base build_python_base
 run demo build_demo
 
@@ -363,7 +389,7 @@ env_file=$TW/images.env
   req=()
   for pair in PROMETHEUS_IMAGE:$PROMETHEUS_TAG ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
               OTELCOL_IMAGE:$OTELCOL_TAG TELEMETRYGEN_IMAGE:$TELEMETRYGEN_TAG \
-              JAEGER_IMAGE:$JAEGER_TAG DEMO_IMAGE:$DEMO_TAG; do
+              JAEGER_IMAGE:$JAEGER_TAG THANOS_IMAGE:$THANOS_TAG DEMO_IMAGE:$DEMO_TAG; do
     var=${pair%%:*}; tag=${pair#*:}
     # only images this script built (they carry its recipe label)
     if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi

@@ -16,7 +16,7 @@ trap cleanup EXIT
 wait_http() { for _ in $(seq 60); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
 port_of() { docker port "$1" "$2" | head -1 | sed 's/.*://'; }
 expect() { grep -q -- "$2" <<<"$1" || fail "expected '$2' in: $1"; }
-# The version an image claims: its tag (twin/prometheus:v3.16.0 -> 3.16.0).
+# The version an image claims: its tag (twin/prometheus:v1.2.3 -> 1.2.3).
 tag_version() { local t=${1##*:}; echo "${t#v}"; }
 
 if [ -n "${PROMETHEUS_IMAGE:-}" ]; then

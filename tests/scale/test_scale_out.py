@@ -1,0 +1,187 @@
+"""The scale-out profile, run for real: the collector in two tiers (traces stay whole per
+gateway; tail sampling keeps every error trace; a stopped gateway's share moves to the
+other), Alertmanager as an HA pair (one notification per group, delivered with one of
+them down) and Prometheus replicas behind Thanos (deduplicated, still answering with one
+replica down, an uploaded block readable). Figures go to the e2e summary."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from tests.e2e import stack as st
+from tests.e2e.test_no_loss import traced_requests
+
+from .conftest import FIGURES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.signal("scale-out")]
+GATEWAYS = ("otel-gateway-a", "otel-gateway-b")
+
+
+def gateway_of(trace: dict) -> set[str]:
+    """The gateways that handled a trace's spans (resource attribute collector.gateway)."""
+    return {t["value"] for p in trace["processes"].values() for t in p.get("tags") or []
+            if t["key"] == "collector.gateway"}
+
+
+def collector_counter(stack: st.Stack, service: str, name: str) -> float:
+    text = stack.compose("exec", "-T", "prometheus", "wget", "-q", "-O", "-",
+                         f"http://{service}:8888/metrics", timeout=30).stdout
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
+
+
+def error_traces(stack: st.Stack, seconds: float, rate: float) -> list[str]:
+    """Traces of shop requests answered 500 (error fault on), ids known."""
+    faults = st.url("shop", "/admin/faults")
+    assert requests.post(faults, json={"error_ratio": 1.0}, headers=stack.admin_headers, timeout=10).ok
+    ids: list[str] = []
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            trace_id, headers = st.new_trace_context()
+            if requests.get(st.url("shop", "/api/products/1"), headers=headers, timeout=10).status_code == 500:
+                ids.append(trace_id)
+            time.sleep(1 / rate)
+    finally:
+        requests.delete(faults, headers=stack.admin_headers, timeout=10)
+    return ids
+
+
+def stored(trace_ids: list[str]) -> dict[str, dict]:
+    return {t: tr for t in trace_ids if (tr := st.jaeger_trace(t))}
+
+
+def test_every_span_of_a_trace_reaches_one_gateway(scale: st.Stack) -> None:
+    scale.compose("stop", "loadgen")  # a quiet window: only the test's traffic
+    try:
+        time.sleep(10)
+        before = {g: collector_counter(scale, g, "otelcol_receiver_accepted_spans") for g in GATEWAYS}
+        agent_before = collector_counter(scale, "otel-collector", "otelcol_exporter_sent_spans")
+        ids = error_traces(scale, seconds=20, rate=5)  # errors: tail sampling keeps them all
+        time.sleep(15)  # SDK export, agent, gateways' decision_wait
+        st.poll_until(lambda: len(stored(ids)) == len(ids), 120,
+                      f"all {len(ids)} error traces are in Jaeger", interval=5)
+        traces = stored(ids)
+        per_gateway = {g: collector_counter(scale, g, "otelcol_receiver_accepted_spans") - before[g]
+                       for g in GATEWAYS}
+        agent_sent = collector_counter(scale, "otel-collector", "otelcol_exporter_sent_spans") - agent_before
+    finally:
+        scale.compose("start", "loadgen")
+    split = {t: gateway_of(tr) for t, tr in traces.items() if len(gateway_of(tr)) != 1}
+    assert not split, f"traces split across gateways: {split}"
+    traces_per_gateway = {g: sum(1 for tr in traces.values() if gateway_of(tr) == {g}) for g in GATEWAYS}
+    FIGURES["spans per gateway"] = {g: int(v) for g, v in per_gateway.items()}
+    FIGURES["traces per gateway"] = traces_per_gateway
+    FIGURES["spans sent by the agent"] = int(agent_sent)
+    assert sum(per_gateway.values()) == agent_sent, (per_gateway, agent_sent)
+    assert all(traces_per_gateway.values()), f"one gateway got nothing: {traces_per_gateway}"
+
+
+def test_tail_sampling_keeps_every_error_trace_and_a_share_of_the_rest(scale: st.Stack) -> None:
+    errors = error_traces(scale, seconds=15, rate=5)
+    ok = traced_requests(seconds=30, rate=8)
+    time.sleep(15)
+    st.poll_until(lambda: len(stored(errors)) == len(errors), 120,
+                  f"every one of {len(errors)} error traces is kept", interval=5)
+    kept_ok = len(stored(ok))
+    FIGURES["tail sampling"] = {"error traces": f"{len(errors)}/{len(errors)} kept",
+                                "other traces": f"{kept_ok}/{len(ok)} kept (policy: 10 %)"}
+    # 10 % of ~240: a binomial draw; outside 2..25 % would mean another policy is at work.
+    assert 0.02 * len(ok) <= kept_ok <= 0.25 * len(ok), f"{kept_ok} of {len(ok)} ordinary traces kept"
+
+
+def test_a_stopped_gateway_hands_its_share_to_the_other(scale: st.Stack) -> None:
+    scale.compose("stop", "otel-gateway-b")
+    try:
+        # The agents' DNS resolver drops it within its interval (5 s); then nothing is lost.
+        time.sleep(15)
+        ids = error_traces(scale, seconds=15, rate=5)
+        time.sleep(15)
+        st.poll_until(lambda: len(stored(ids)) == len(ids), 120,
+                      f"all {len(ids)} error traces sent after the gateway stopped are in Jaeger", interval=5)
+        gateways = {g for tr in stored(ids).values() for g in gateway_of(tr)}
+    finally:
+        scale.compose("start", "otel-gateway-b")
+    FIGURES["one gateway stopped"] = f"{len(ids)}/{len(ids)} traces stored, all by {sorted(gateways)}"
+    assert gateways == {"otel-gateway-a"}, gateways
+
+
+def _post_alert(stack: st.Stack, services: tuple[str, ...], alertname: str) -> None:
+    now = datetime.now(timezone.utc)
+    body = [{"labels": {"alertname": alertname, "severity": "warning", "service": "scale-test"},
+             "annotations": {"summary": f"{alertname} (scale-out test)"},
+             "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}]
+    for svc in services:  # as Prometheus does: every replica sends to every Alertmanager
+        assert requests.post(st.url(svc, "/api/v2/alerts"), json=body, timeout=10).ok
+
+
+def _webhook_notifications(alertname: str) -> list[dict]:
+    body = st.get_json("alert-sink", "/api/notifications", params={"channel": "webhook", "limit": 1000})
+    return [n for n in body["notifications"] if any(a["alertname"] == alertname for a in n["alerts"])]
+
+
+def test_alertmanager_pair_notifies_once_and_survives_one_down(scale: st.Stack) -> None:
+    targets = st.get_json("prometheus", "/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+    assert len(targets) == 2, f"Prometheus sends to {targets}"
+    name = f"ScaleHA{int(time.time())}"
+    _post_alert(scale, ("alertmanager", "alertmanager-b"), name)
+    st.poll_until(lambda: _webhook_notifications(name), 60, "the alert's notification reaches the sink")
+    time.sleep(20)  # both peers' group_wait and a group_interval: a duplicate would be here
+    once = len(_webhook_notifications(name))
+    FIGURES["Alertmanager pair: notifications per group"] = once
+    assert once == 1, f"{once} notifications for one alert group from the HA pair"
+
+    scale.compose("stop", "alertmanager")
+    try:
+        other = name + "OneDown"
+        _post_alert(scale, ("alertmanager-b",), other)
+        st.poll_until(lambda: _webhook_notifications(other), 60,
+                      "with one Alertmanager stopped, the other still notifies")
+    finally:
+        scale.compose("start", "alertmanager")
+
+
+def thanos(expr: str, dedup: bool = True) -> list[dict]:
+    body = st.get_json("thanos-query", "/api/v1/query",
+                       params={"query": expr, "dedup": str(dedup).lower()})
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def test_thanos_query_deduplicates_and_answers_with_one_replica_down(scale: st.Stack) -> None:
+    expr = 'up{job="shop"}'
+    st.poll_until(lambda: len(thanos(expr, dedup=False)) == 2, 120, f"both replicas' {expr} via Thanos Query")
+    raw, deduped = thanos(expr, dedup=False), thanos(expr)
+    FIGURES["Thanos: series of up{job=shop}"] = f"{len(raw)} before dedup, {len(deduped)} after"
+    assert sorted(r["metric"]["replica"] for r in raw) == ["a", "b"]
+    assert len(deduped) == 1 and "replica" not in deduped[0]["metric"], deduped
+    scale.compose("stop", "prometheus-b")
+    try:
+        st.poll_until(lambda: len(thanos(expr)) == 1 and float(thanos(expr)[0]["value"][1]) == 1, 60,
+                      "Thanos Query still answers with replica b stopped")
+    finally:
+        scale.compose("start", "prometheus-b")
+
+
+def test_an_uploaded_block_is_readable(scale: st.Stack) -> None:
+    """The sidecars upload finished blocks (2 minutes here) to the bucket; the store
+    gateway serves them: a query answered by it alone returns data."""
+    def loaded() -> dict:
+        stores = st.get_json("thanos-query", "/api/v1/stores")["data"]
+        store = [s for s in stores.get("store", []) if "thanos-store" in s["name"]]
+        # An empty store gateway reports minTime > maxTime (the int64 extremes).
+        assert store and 0 < store[0]["minTime"] < store[0]["maxTime"] <= time.time() * 1000, (
+            f"the store gateway holds no block yet: {store}")
+        return store[0]
+
+    store = st.poll_until(loaded, 600, "a block is uploaded and the store gateway serves it", interval=10)
+    start, end = store["minTime"] / 1000, store["maxTime"] / 1000
+    body = st.get_json("thanos-query", "/api/v1/query_range", params={
+        "query": 'up{job="shop"}', "start": start, "end": end, "step": 15, "dedup": "true",
+        "storeMatch[]": '{__address__="thanos-store:10901"}'})
+    samples = sum(len(r["values"]) for r in body["data"]["result"])
+    FIGURES["Thanos: samples read from the bucket"] = samples
+    assert samples > 0, body
