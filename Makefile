@@ -21,8 +21,8 @@ $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),
 export $(TWIN_VARS)
 endif
 
-.PHONY: help up down restart ps logs urls validate venv test reload clean uninstall \
-        twins bench dashboards drill-up drill drill-reset env grafana-password
+.PHONY: help up up-scale down restart ps logs urls validate venv test reload clean uninstall \
+        twins bench bench-stack dashboards drill-up drill drill-reset env grafana-password
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value]"
@@ -36,8 +36,12 @@ up: env ## Start the stack and wait until every service is healthy
 	@$(PYTHON) scripts/compose_info.py urls
 	@echo "Grafana login: user GRAFANA_ADMIN_USER, password GRAFANA_ADMIN_PASSWORD, both in $(CURDIR)/.env"
 
-down: ## Stop and remove the containers (data volumes are kept)
-	$(COMPOSE) down
+up-scale: env ## Start the scale-out profile: collector agent + 2 gateways, Alertmanager pair, Prometheus pair + Thanos
+	COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(COMPOSE) up -d --wait
+	@COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(PYTHON) scripts/compose_info.py urls
+
+down: ## Stop and remove the containers, the scale-out ones too (data volumes are kept)
+	$(COMPOSE) down --remove-orphans
 
 restart: ## Restart every service (or SERVICE=name)
 	$(COMPOSE) restart $(SERVICE)
@@ -79,6 +83,9 @@ twins: ## Build same-version local images for machines without a registry
 
 bench: venv ## Measure the cost of instrumentation in the demo service
 	$(VENV_PYTHON) demo_app/bench/bench.py
+
+bench-stack: venv ## Measure how much telemetry the stack carries, against the collector alone (build/bench-stack.*)
+	$(VENV_PYTHON) bench/stack.py $(BENCH_ARGS)
 
 dashboards: venv ## Regenerate Grafana dashboards JSON from their Python source
 	$(VENV_PYTHON) grafana/generate.py

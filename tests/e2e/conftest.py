@@ -12,32 +12,28 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from testcontainers.compose import DockerCompose
 
 from scripts import compose_info
 from tests.e2e import stack as st
 from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, required_images
 
 E2E_DIR = Path(__file__).resolve().parent
+# The tiers that run compose stacks: the default stack, the scale-out profile, the
+# benchmark's smoke run (each its own compose project, one after the other).
+STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "bench")
 RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
 _signal_of: dict[str, str] = {}
 _outcomes: dict[str, dict[str, tuple[str, str]]] = {}
 _skipped_tier: list[str] = []
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "services(*names): compose services an e2e test needs")
-    config.addinivalue_line("markers", "signal(name): the signal an e2e test proves (end-of-run summary)")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if E2E_DIR in Path(item.path).parents:
+        if any(d in Path(item.path).parents for d in STACK_DIRS):
             mark = item.get_closest_marker("signal")
             _signal_of[item.nodeid] = mark.args[0] if mark else "stack"
     e2e_items = [it for it in items if it.nodeid in _signal_of]
@@ -52,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Alerts first: the error alert's burn-rate windows span the whole (short) history of a
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
-    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "resilience": 9}
+    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "resilience": 9, "scale-out": 10, "capacity": 11}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -69,75 +65,22 @@ def _no_engine_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory):
+    """The default stack on the twins or upstream images; torn down when the e2e package
+    is done, before the scale-out tier (tests/scale) brings up its own."""
     if reason := _no_engine_reason():  # only reached when REQUIRED_IMAGES is set
         pytest.fail(f"{reason}, but REQUIRED_IMAGES lists {sorted(required_images())}")
     if not COMPOSE_FILE.exists():
         pytest.fail(f"{COMPOSE_FILE} is missing")
-
-    plan = st.plan_stack()
+    files = [REPO / f for f in compose_info.compose_files(REPO)]
     project = os.environ.get("E2E_PROJECT", "obs-e2e")
-    env = st.generated_env(project, st.drill_profile())
-    workdir = tmp_path_factory.mktemp("e2e")
-    env_file = workdir / "e2e.env"
-    override = workdir / "docker-compose.e2e.yml"
-    st.e2e_override(override)
-    files = [*compose_info.compose_files(REPO), str(override)]
-    # --env-file replaces the user's .env (their secrets and overrides stay out of the run);
-    # the same values go into os.environ, which compose gives precedence anyway.
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    st.MEASUREMENTS.update(project=project, drill_profile=st.drill_profile())
-
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        compose = DockerCompose(REPO, compose_file_name=files, env_file=str(env_file), wait=True)
-        s = st.Stack(compose.docker_compose_command(), plan, env)
-        s.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
-        if plan.build:  # images compose would build (no *_IMAGE given, nothing to pull)
-            t0 = time.monotonic()
-            built = s.compose("build", *plan.build, check=False, timeout=1800)
-            st.MEASUREMENTS["build_s"] = round(time.monotonic() - t0, 1)
-            if built.returncode != 0:
-                why = (built.stderr.strip().splitlines() or ["?"])[-1][:300]
-                for svc in plan.build:
-                    plan.drop(svc, f"`docker compose build {svc}` failed: {why}")
-        st.MEASUREMENTS.update(started=plan.start, not_started=plan.missing, one_shot=sorted(plan.one_shot),
-                               stand_ins=st.stand_ins(plan))
-        if not plan.start:
-            pytest.skip("e2e tier skipped: no service of docker-compose.yml can start here: "
-                        + "; ".join(f"{k}: {v}" for k, v in plan.missing.items()))
-        # --no-deps: compose otherwise pulls every depends_on target, `required: false` ones
-        # included (loki, jaeger), and fails when one cannot be pulled. All services that
-        # can start are listed, so their depends_on conditions among each other still apply.
-        compose.services = ["--no-deps", *plan.start]
-        sampler = st.MemorySampler(project)
-        sampler.start()
-        t0 = time.monotonic()
-        try:
-            try:
-                compose.start()  # `up --wait <services>`: returns once all are healthy/running
-            except subprocess.CalledProcessError as exc:
-                ps = s.compose("ps", "-a", check=False).stdout
-                pytest.fail(f"`docker compose up --wait {' '.join(compose.services)}` failed:\n"
-                            f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}\n{ps}\n"
-                            f"{s.logs(tail=30)[-6000:]}", pytrace=False)
-            st.MEASUREMENTS["compose_up_to_healthy_s"] = round(time.monotonic() - t0, 1)
-            st.MEASUREMENTS["compose_files"] = [Path(f).name for f in files]
-            s.refresh_endpoints()
-            yield s
-        finally:
-            sampler.stop()
-            st.MEASUREMENTS["peak_memory"] = sampler.report()
-            st.MEASUREMENTS["memory_samples"] = sampler.samples
-            if os.environ.get("E2E_KEEP"):
-                print(f"\nE2E_KEEP set: project {project} left running (env file {env_file})")
-            else:
-                s.compose("down", "--volumes", "--remove-orphans", check=False, timeout=600)
+    with st.compose_session(project, files, st.drill_profile(), tmp_path_factory.mktemp("e2e"),
+                            st.MEASUREMENTS) as s:
+        yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def warm(stack: st.Stack) -> st.Stack:
     """Warm-up traffic on top of the load generator: a few direct requests of each kind."""
     if "shop" in stack.running():
@@ -262,4 +205,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_line(f"stand-in: {svc}: {note}")
     if m.get("not_started"):
         tr.write_line("not started: " + "; ".join(f"{k}: {v}" for k, v in m["not_started"].items()))
+    scale = m.get("scale_out", {})
+    if "compose_up_to_healthy_s" in scale:
+        tr.write_line(f"scale-out profile: up -> healthy {scale['compose_up_to_healthy_s']} s "
+                      f"({len(scale.get('started', []))} services)")
+    for key, value in scale.items():
+        if key[0].isupper() or " " in key:  # the figures the scale-out tests recorded
+            tr.write_line(f"scale-out: {key}: {value}")
+    for key, value in m.get("bench_smoke", {}).items():
+        tr.write_line(f"capacity smoke: {key}: {value}")
     tr.write_line(f"written to {RESULTS_FILE.relative_to(REPO)}")

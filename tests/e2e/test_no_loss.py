@@ -188,11 +188,13 @@ def test_notification_to_a_stopped_sink_arrives_and_the_sink_keeps_its_store(war
 
 # ---- metrics -------------------------------------------------------------------------------
 
-def raw_samples(series: str, window_s: int) -> list[float]:
-    """Timestamps of the raw samples of one series over the last `window_s` seconds."""
-    result = st.prom_query(f"{series}[{window_s}s]")
-    assert len(result) == 1, f"{series}: {len(result)} series"
-    return [float(t) for t, _ in result[0]["values"]]
+def raw_samples(selector: str, window_s: int) -> list[float]:
+    """Timestamps of the raw samples of the series `selector` picks over the last
+    `window_s` seconds, sorted. (Span metrics carry the collector's instance id, so a
+    collector restart starts a new series: the union is the signal's history.)"""
+    result = st.prom_query(f"{selector}[{window_s}s]")
+    assert result, f"no samples of {selector}"
+    return sorted({float(t) for r in result for t, _ in r["values"]})
 
 
 @pytest.mark.services("prometheus", "otel-collector", "shop", "inventory")
