@@ -2,10 +2,20 @@
 
 import io
 import json
+import logging
+import os
+import pathlib
+import subprocess
+import sys
 
+import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from demo_app.telemetry import configure_logging
+from demo_app.telemetry import Telemetry, configure_logging
+
+SRC = pathlib.Path(__file__).resolve().parents[2] / "demo_app" / "src"
 
 
 def test_request_logs_are_json_with_trace_ids(stack):
@@ -56,10 +66,47 @@ def test_request_id_is_forwarded_to_inventory(stack):
 
 
 def test_log_lines_outside_requests_have_null_ids(stack):
-    import logging
-
     out = io.StringIO()
     configure_logging(stack.shop_tel, "INFO", stream=out)
     logging.getLogger("demo_app.test").info("hello")
     rec = json.loads(out.getvalue().splitlines()[-1])
     assert rec["message"] == "hello" and rec["trace_id"] is None and rec["request_id"] is None
+
+
+@pytest.mark.parametrize("sampler, sampled_only, exported", [
+    ("always_on", True, ["in a trace", "outside a trace"]),
+    ("always_off", True, ["outside a trace"]),
+    ("always_off", False, ["in a trace", "outside a trace"]),  # the default: every record
+])
+def test_otlp_logs_of_unsampled_traces_stay_on_stdout_when_asked(monkeypatch, sampler, sampled_only, exported):
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    logs = InMemoryLogRecordExporter()
+    tel = Telemetry("inventory", enabled=True, span_exporter=InMemorySpanExporter(), log_exporter=logs,
+                    otlp_logs_sampled_only=sampled_only)
+    out = io.StringIO()
+    configure_logging(tel, "INFO", stream=out)
+    log = logging.getLogger("demo_app.test")
+    with tel.tracer.start_as_current_span("request"):
+        log.info("in a trace")
+    log.info("outside a trace")
+    tel.logger_provider.force_flush()
+    assert [r.log_record.body for r in logs.get_finished_logs()] == exported
+    assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == ["in a trace", "outside a trace"]
+    tel.shutdown()
+
+
+def test_under_the_zero_code_agent_the_app_uses_the_agents_providers():
+    """`opentelemetry-instrument` (make bench's peer) sets up the SDK and the OTLP log handler
+    before the app runs: the app takes its tracer provider and keeps its log handler."""
+    agent = pathlib.Path(sys.executable).with_name("opentelemetry-instrument")
+    if not agent.exists():
+        pytest.fail(f"{agent} missing: opentelemetry-distro is pinned in requirements-dev.txt")
+    code = ("import logging; from demo_app.telemetry import Telemetry, configure_logging, _is_otlp_handler;"
+            "t = Telemetry('inventory'); configure_logging(t);"
+            "print(t.agent, type(t.tracer_provider).__module__,"
+            " sum(map(_is_otlp_handler, logging.getLogger().handlers)))")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(SRC), "OTEL_TRACES_EXPORTER": "none",
+           "OTEL_LOGS_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
+    p = subprocess.run([str(agent), sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["True", "opentelemetry.sdk.trace", "1"], p.stdout + p.stderr

@@ -14,7 +14,7 @@ def build(role: str):
     settings = settings_module.load(role)
     from .telemetry import Telemetry, configure_logging
 
-    telemetry = Telemetry(role)
+    telemetry = Telemetry(role, otlp_logs_sampled_only=settings.otlp_logs_sampled_only)
     configure_logging(telemetry, settings.log_level)
     if role == "shop":
         from .shop import create_app

@@ -35,6 +35,10 @@ class RoleSettings(BaseSettings):
     port: int = Field(ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     request_logs: bool = True
+    # Log records go to stdout (all of them) and over OTLP. True: over OTLP only those
+    # written outside a trace or inside a sampled one (the cheap setting with a low
+    # OTEL_TRACES_SAMPLER_ARG; demo_app/README.md, "Benchmark").
+    otlp_logs_sampled_only: bool = False
     # Request limits (demo_app.httpkit): bodies above max_body_bytes get a 413 before they
     # are read whole; JSON nested deeper than max_json_depth a 400.
     max_body_bytes: int = Field(16 * KiB, ge=1 * KiB, le=16 * MiB)

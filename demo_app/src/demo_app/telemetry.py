@@ -128,6 +128,7 @@ class Telemetry:
         enabled: bool | None = None,
         span_exporter: SpanExporter | None = None,
         log_exporter: LogRecordExporter | None = None,
+        otlp_logs_sampled_only: bool = False,
     ):
         self.enabled = telemetry_enabled() if enabled is None else enabled
         self.resource = build_resource(role)
@@ -139,8 +140,14 @@ class Telemetry:
         self.otlp_log_handler: logging.Handler | None = None
         # Telemetry misconfiguration degrades telemetry, never the service; logged at start.
         self.config_errors: list[str] = []
+        # Run under `opentelemetry-instrument` (zero-code), the agent has set up the SDK,
+        # its exporters and the OTLP log handler before this code runs: use what it built
+        # (make bench compares the two setups).
+        self.agent = self.enabled and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         if not self.enabled:
             self.tracer_provider = trace.NoOpTracerProvider()
+        elif self.agent:
+            self.tracer_provider = trace.get_tracer_provider()
         else:
             tp = TracerProvider(resource=self.resource)
             if span_exporter is None and _exporter_kind("traces") == "otlp":
@@ -168,7 +175,7 @@ class Telemetry:
                                             **_batch_kwargs("OTEL_BLRP"))
                     )
                     self.logger_provider = lp
-                    self.otlp_log_handler = make_otlp_log_handler(lp)
+                    self.otlp_log_handler = make_otlp_log_handler(lp, otlp_logs_sampled_only)
                 except ValueError as exc:  # e.g. OTEL_BLRP_* inconsistent
                     self.config_errors.append(f"OTLP logs disabled: {exc}")
         self.tracer = self.tracer_provider.get_tracer("demo_app", __version__)
@@ -213,32 +220,49 @@ class DemoJsonFormatter(JsonFormatter):
 
 class _OtlpRecordFilter(logging.Filter):
     """Adds request_id for the OTLP copy; keeps the exporters' own complaints out of
-    the OTLP pipeline (they fail exactly when that pipeline is down: stdout has them)."""
+    the OTLP pipeline (they fail exactly when that pipeline is down: stdout has them).
+    With sampled_only, a record written inside a trace that is not sampled stays on
+    stdout only: with a low sampling ratio most of the OTLP log cost goes with it."""
+
+    def __init__(self, sampled_only: bool = False):
+        super().__init__()
+        self.sampled_only = sampled_only
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("opentelemetry"):
             return False
+        if self.sampled_only:
+            ctx = trace.get_current_span().get_span_context()
+            if ctx.is_valid and not ctx.trace_flags.sampled:
+                return False
         rid = request_id_var.get()
         if rid is not None:
             record.request_id = rid
         return True
 
 
-def make_otlp_log_handler(logger_provider: LoggerProvider) -> logging.Handler:
+def make_otlp_log_handler(logger_provider: LoggerProvider, sampled_only: bool = False) -> logging.Handler:
     # The handler from opentelemetry-instrumentation-logging (the SDK's is deprecated);
     # trace_id/span_id travel in the OTLP record's own fields.
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     handler = LoggingHandler(logger_provider=logger_provider)
-    handler.addFilter(_OtlpRecordFilter())
+    handler.addFilter(_OtlpRecordFilter(sampled_only))
     return handler
+
+
+def _is_otlp_handler(handler: logging.Handler) -> bool:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    return isinstance(handler, LoggingHandler)
 
 
 def configure_logging(telemetry: Telemetry, level: str = "INFO", stream=None) -> None:
     """Root logger -> JSON on stdout, plus the same records over OTLP."""
     root = logging.getLogger()
     for h in list(root.handlers):
-        root.removeHandler(h)
+        if not (telemetry.agent and _is_otlp_handler(h)):  # an agent's OTLP handler stays
+            root.removeHandler(h)
     stdout = logging.StreamHandler(stream or sys.stdout)
     stdout.setFormatter(DemoJsonFormatter(telemetry.service))
     root.addHandler(stdout)

@@ -221,7 +221,7 @@ def build_app(
 
     app.include_router(admin)
     app.add_middleware(REDMiddleware, telemetry=telemetry, request_logs=settings.request_logs)
-    if telemetry.enabled:
+    if telemetry.enabled and not telemetry.agent:  # an agent instruments FastAPI itself
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         # exclude_spans: no internal span per ASGI receive/send message; they double the
