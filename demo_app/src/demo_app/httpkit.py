@@ -17,7 +17,10 @@ OpenAPI schema so generated tests can check it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Coroutine
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -220,3 +223,16 @@ def new_app(title: str, lifespan, settings, telemetry, on_reject=None) -> FastAP
         return Response(body, media_type=content_type)
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def background(coro: Coroutine) -> AsyncIterator[asyncio.Task]:
+    """Runs `coro` as a task for the duration of the block (an app's lifespan), then
+    cancels it and waits until it has stopped."""
+    task = asyncio.create_task(coro)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -12,7 +12,7 @@ import time
 import httpx
 from fastapi import FastAPI
 
-from .httpkit import new_app
+from .httpkit import background, new_app
 from .settings import LOADGEN_ENDPOINTS as ENDPOINTS
 from .settings import LoadgenSettings
 from .telemetry import Telemetry
@@ -122,13 +122,10 @@ def create_app(settings: LoadgenSettings, telemetry: Telemetry | None = None) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        task = asyncio.create_task(gen.run())
         try:
-            yield
+            async with background(gen.run()):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await gen.client.aclose()
             telemetry.shutdown()
 

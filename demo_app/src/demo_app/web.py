@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from .faults import FaultError, Faults, FaultState, FaultUpdate, InjectedFault
-from .httpkit import ErrorBody, error_response, new_app
+from .httpkit import ErrorBody, background, error_response, new_app
 from .settings import ServiceSettings
 from .telemetry import Telemetry, request_id_var, service_var
 
@@ -153,13 +153,8 @@ def build_app(
         async with contextlib.AsyncExitStack() as stack:
             if resources is not None:
                 await stack.enter_async_context(resources(app))
-            task = asyncio.create_task(readiness_loop())
-            try:
-                yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stack.enter_async_context(background(readiness_loop()))
+            yield
         log.info("%s stopped", service)
         telemetry.shutdown()
 
