@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from scripts import compose_info  # noqa: E402
+from scripts import compose_info, validate  # noqa: E402
 
 PROJECT = "obs-bench"
 OUT_JSON = REPO / "build" / "bench-stack.json"
@@ -46,15 +46,22 @@ OUT_PNG = REPO / "build" / "bench-stack.png"
 SERVICES = ["prometheus", "jaeger", "otel-collector-volume", "otel-collector", "collector-ceiling"]
 # Rate steps (items per second) per signal; --smoke runs the first only, briefly.
 STEPS = {
-    "traces": [2500, 5000, 10000, 15000, 20000],
+    "traces": [2500, 5000, 10000, 20000, 40000, 60000],
     "metrics": [5000, 10000, 20000, 30000],
     "logs": [5000, 10000, 20000, 30000],
 }
 # What the collector counts per signal (otelcol_<kind>_<item>), and telemetrygen's name.
 ITEM = {"traces": "spans", "metrics": "metric_points", "logs": "log_records"}
-# telemetrygen paces each worker with a limiter of burst 1: above ~1000 items/s per worker
-# its sleeps overshoot and it offers 10 % less than asked. 500/s per worker offers ~98 %.
-PER_WORKER = 500
+# Items per second per telemetrygen worker. Each worker is paced by a limiter of burst 1:
+# above ~1000/s its sleeps overshoot and it offers 10 % less than asked; 500/s offers ~98 %.
+# Metrics: with --unique-timeseries, telemetrygen (0.161) appends the unique attribute to
+# the worker's attribute list at every point and never resets it, so a point costs
+# O(points that worker sent so far): 20 s runs capped the generator near 12k points/s on
+# its 0.8 cores. Runs of METRICS_RUN_S each start afresh; measured here, 50 workers of
+# 400/s offered 94 % of 20k points/s, while more, slower workers (100-200) missed the
+# rate or hit export timeouts inside the generator.
+PER_WORKER = {"traces": 500, "metrics": 400, "logs": 500}
+METRICS_RUN_S = 5.0
 # The generator must offer this share of the rate asked for: telemetrygen's limiter and
 # connection start cost a few percent of a short step.
 OFFERED_MIN = 0.9
@@ -90,6 +97,11 @@ class Bench:
     def down(self) -> None:
         if not self.keep:
             self.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def generator_cpus(self) -> float:
+        """The generator's CPU bound, as compose resolves it (docker-compose.bench.yml)."""
+        config = json.loads(self.compose("--profile", "generator", "config", "--format", "json").stdout)
+        return float(config["services"]["telemetrygen"]["cpus"])
 
     def url(self, service: str, port: int) -> str:
         return f"http://127.0.0.1:{self.ports[service][port]}"
@@ -128,47 +140,71 @@ def prom_query(bench: Bench, expr: str) -> float:
     return sum(float(r["value"][1]) for r in body["data"]["result"])
 
 
+def loki_query(bench: Bench, expr: str) -> float:
+    import urllib.parse
+
+    body = json.loads(_get(bench.url("loki", 3100) + "/loki/api/v1/query?" + urllib.parse.urlencode({"query": expr})))
+    return sum(float(r["value"][1]) for r in body["data"]["result"])
+
+
 # ---------------------------------------------------------------- resources
 class Stats(threading.Thread):
-    """docker stats of the project's containers (the generator included) every ~2 s:
-    mean CPU (cores) and peak RSS (MiB) per compose service."""
+    """Resources of the project's containers (the generator included) during a step, from
+    the Engine API's cumulative counters: CPU as the CPU time each service used from the
+    step's start until it was drained, per second of load (cores); memory as the peak of
+    its usage without page cache (what `docker stats` shows). A container that starts
+    during the step (each generator run) counts all of its CPU time; polled every
+    POLL_S, so at most that much of a generator run's end is missed."""
+
+    POLL_S = 0.5
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.cpu: dict[str, list[float]] = {}
-        self.rss: dict[str, float] = {}
+        import docker
+
+        self.client = docker.from_env()
+        self.service: dict[str, str] = {}  # container id -> compose service
+        self.cpu_ns: dict[str, tuple[int, int]] = {}  # container id -> (CPU ns at first sight, latest)
+        self.rss: dict[str, float] = {}  # service -> peak MiB
+        self.polls = 0
         self._stop_event = threading.Event()
+
+    def poll(self) -> None:
+        for c in self.client.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"}):
+            try:
+                s = self.client.api.stats(c.id, stream=False, one_shot=True)
+                cpu_ns = s["cpu_stats"]["cpu_usage"]["total_usage"]
+            except Exception:  # it exited between list and stats: keep what we had
+                continue
+            self.service[c.id] = c.labels.get("com.docker.compose.service", c.name)
+            first = self.cpu_ns.get(c.id, (cpu_ns if self.polls == 0 else 0, 0))[0]
+            self.cpu_ns[c.id] = (first, cpu_ns)
+            svc = self.service[c.id]
+            self.rss[svc] = max(self.rss.get(svc, 0.0), _working_set(s.get("memory_stats", {})) / 2**20)
+        self.polls += 1
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            ps = subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={PROJECT}",
-                                 "--format", '{{.Names}}\t{{.Label "com.docker.compose.service"}}'],
-                                capture_output=True, text=True).stdout
-            names = dict(line.split("\t") for line in ps.splitlines() if "\t" in line)
-            if names:
-                out = subprocess.run(["docker", "stats", "--no-stream", "--format",
-                                      "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}", *names],
-                                     capture_output=True, text=True).stdout
-                for line in out.splitlines():
-                    name, cpu, mem = line.split("\t")
-                    svc = names.get(name, name)
-                    self.cpu.setdefault(svc, []).append(float(cpu.rstrip("%") or 0) / 100)
-                    self.rss[svc] = max(self.rss.get(svc, 0.0), _mib(mem.split("/")[0]))
-            self._stop_event.wait(1.0)
+            self.poll()
+            self._stop_event.wait(self.POLL_S)
 
-    def stop(self) -> dict[str, dict[str, float]]:
+    def stop(self, load_s: float) -> dict[str, dict[str, float]]:
         self._stop_event.set()
         self.join(30)
-        return {svc: {"cpu_cores": round(sum(v) / len(v), 2), "rss_mib": round(self.rss.get(svc, 0.0), 1)}
-                for svc, v in self.cpu.items() if v}
+        cpu_s: dict[str, float] = {}
+        for cid, (first, last) in self.cpu_ns.items():
+            cpu_s[self.service[cid]] = cpu_s.get(self.service[cid], 0.0) + (last - first) / 1e9
+        return {svc: {"cpu_cores": round(seconds / load_s, 3), "rss_mib": round(self.rss.get(svc, 0.0), 1)}
+                for svc, seconds in cpu_s.items()}
 
 
-def _mib(text: str) -> float:
-    m = re.match(r"([\d.]+)\s*([KMG]i?B|B)", text.strip())
-    if not m:
-        return 0.0
-    unit = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "kB": 1 / 1049, "MB": 0.954, "GB": 953.7}
-    return float(m.group(1)) * unit.get(m.group(2), 1)
+def _working_set(mem: dict) -> float:
+    """Memory usage without inactive page cache, as `docker stats` computes it (cgroup v1
+    and v2 name the field differently)."""
+    usage = mem.get("usage", 0)
+    stats = mem.get("stats", {})
+    cache = stats.get("total_inactive_file", stats.get("inactive_file", 0))
+    return usage - cache if cache < usage else usage
 
 
 # ---------------------------------------------------------------- one step
@@ -187,14 +223,17 @@ class Step:
     arrived: float | None = None  # what the backend stored (None: not counted for this target)
     offered_ratio: float = 0
     resources: dict = field(default_factory=dict)
-    sustained: bool = False
+    lossless: bool = False  # nothing refused, dropped or failed; all of it arrived
+    sustained: bool = False  # lossless, and the generator offered the rate asked
     note: str = ""
 
 
 def generate(bench: Bench, signal: str, endpoint: str, rate: int, seconds: float, run_id: str) -> None:
-    workers = max(1, -(-rate // PER_WORKER))
-    args = [signal, f"--otlp-endpoint={endpoint}:4317", "--otlp-insecure", f"--duration={seconds:g}s",
-            f"--workers={workers}", f"--rate={rate / workers:g}", "--batch-size=1000",
+    workers = max(1, -(-rate // PER_WORKER[signal]))
+    per_worker = rate / workers
+    args = [signal, f"--otlp-endpoint={endpoint}:4317", "--otlp-insecure",
+            # A batch per worker about every second (log records and metric points).
+            f"--workers={workers}", f"--rate={per_worker:g}", f"--batch-size={max(1, int(per_worker))}",
             f"--telemetry-attributes=bench.run=\"{run_id}\""]
     if signal == "traces":
         args.append("--child-spans=9")  # 10 spans per trace, like a small request
@@ -202,8 +241,12 @@ def generate(bench: Bench, signal: str, endpoint: str, rate: int, seconds: float
         # One series per point each second: `rate` series at 1 Hz (one series at that rate
         # would only collide on Prometheus' millisecond timestamps).
         args += ["--unique-timeseries", "--metric-type=Sum"]
-    bench.compose("run", "--rm", "--no-deps", "--name", f"{PROJECT}-generator", "telemetrygen", *args,
-                  timeout=seconds + 120)
+    run_s = METRICS_RUN_S if signal == "metrics" else seconds
+    left = seconds
+    while left > 0:
+        bench.compose("run", "--rm", "--no-deps", "--name", f"{PROJECT}-generator", "telemetrygen", *args,
+                      f"--duration={min(run_s, left):g}s", timeout=run_s + 120)
+        left -= run_s
 
 
 def arrived_in_backend(bench: Bench, signal: str, run_id: str, before: dict[str, float], window_s: float,
@@ -219,7 +262,17 @@ def arrived_in_backend(bench: Bench, signal: str, run_id: str, before: dict[str,
     if signal == "metrics":
         # Every point telemetrygen sent for this step is a sample of gen{bench_run=...}.
         return prom_query(bench, f'sum(count_over_time(gen_total{{bench_run="{run_id}"}}[{int(window_s) + 60}s]))')
-    return None  # logs: stored in Loki, counted only where Loki runs
+    if signal == "logs":
+        # Log records of this step in Loki (bench.run is structured metadata there).
+        expr = (f'sum(count_over_time({{service_name="telemetrygen"}} | bench_run="{run_id}" '
+                f'[{int(window_s) + 60}s]))')
+        deadline = time.monotonic() + 30
+        while True:
+            stored = loki_query(bench, expr)
+            if stored >= expected or time.monotonic() > deadline:
+                return stored
+            time.sleep(1)
+    return None
 
 
 def drain(bench: Bench, service: str, timeout: float = 60) -> None:
@@ -244,6 +297,7 @@ def run_step(bench: Bench, signal: str, target: str, rate: int, duration: float)
     before = counters(bench, service)
     jaeger_before = counters(bench, "jaeger") if target == "end-to-end" else {}
     stats = Stats()
+    stats.poll()  # the containers already running, before the generator starts
     stats.start()
     t0 = time.monotonic()
     try:
@@ -251,7 +305,7 @@ def run_step(bench: Bench, signal: str, target: str, rate: int, duration: float)
     finally:
         elapsed = time.monotonic() - t0
         drain(bench, service)
-        step.resources = stats.stop()
+        step.resources = stats.stop(elapsed)
     after = counters(bench, service)
     step.accepted = delta(after, before, f"otelcol_receiver_accepted_{item}")
     step.refused = delta(after, before, f"otelcol_receiver_refused_{item}")
@@ -266,7 +320,8 @@ def run_step(bench: Bench, signal: str, target: str, rate: int, duration: float)
     # The ceiling's nop exporter counts nothing as sent: there, accepted is delivered.
     passed_on = target == "ceiling" or step.sent >= step.accepted
     clean = step.refused == 0 and step.failed == 0 and step.dropped == 0 and passed_on
-    step.sustained = clean and complete and step.offered_ratio >= OFFERED_MIN
+    step.lossless = clean and complete
+    step.sustained = step.lossless and step.offered_ratio >= OFFERED_MIN
     if step.offered_ratio < OFFERED_MIN:
         step.note = f"generator offered only {step.offered_ratio:.0%} of the rate asked"
     elif not clean:
@@ -277,18 +332,33 @@ def run_step(bench: Bench, signal: str, target: str, rate: int, duration: float)
 
 
 # ---------------------------------------------------------------- report
-def sustained_rate(steps: list[Step], signal: str, target: str) -> int:
-    ok = [s.rate for s in steps if s.signal == signal and s.target == target and s.sustained]
-    return max(ok, default=0)
+def summarize(steps: list[Step], signal: str) -> dict:
+    """Sustained rates of both legs over the rates the generator could offer to both (a
+    step it fell short on says nothing about the stack), and their ratio. When both legs
+    carried every such rate, the ceiling lies above what the generator could offer here
+    and the ratio is a lower bound."""
+    legs = {target: {s.rate: s for s in steps if s.signal == signal and s.target == target}
+            for target in ("end-to-end", "ceiling")}
+    if not legs["end-to-end"]:
+        ceiling = max((r for r, s in legs["ceiling"].items() if s.sustained), default=0)
+        return {"end_to_end_sustained": None, "ceiling_sustained": ceiling, "end_to_end_lossless_max": None,
+                "ratio": None, "generator_limit": None, "lower_bound": False}
+    offered = sorted(r for r in legs["end-to-end"] if r in legs["ceiling"]
+                     and min(legs[t][r].offered_ratio for t in legs) >= OFFERED_MIN)
+    best = {t: max((r for r in offered if legs[t][r].sustained), default=0) for t in legs}
+    short = [r for r in legs["end-to-end"] if r not in offered]
+    # What the stack carried without loss, whatever the generator managed to offer.
+    carried = max((s.accepted / s.duration_s for s in legs["end-to-end"].values() if s.lossless), default=0)
+    return {"end_to_end_sustained": best["end-to-end"], "ceiling_sustained": best["ceiling"],
+            "end_to_end_lossless_max": round(carried),
+            "ratio": round(best["end-to-end"] / best["ceiling"], 2) if best["ceiling"] else None,
+            "generator_limit": min(short) if short else None,
+            "lower_bound": bool(offered) and best["end-to-end"] == best["ceiling"] == offered[-1]}
 
 
 def report(steps: list[Step], meta: dict) -> dict:
     signals = sorted({s.signal for s in steps}, key=list(STEPS).index)
-    summary = {}
-    for signal in signals:
-        e2e, ceiling = sustained_rate(steps, signal, "end-to-end"), sustained_rate(steps, signal, "ceiling")
-        summary[signal] = {"end_to_end_sustained": e2e, "ceiling_sustained": ceiling,
-                           "ratio": round(e2e / ceiling, 2) if ceiling else None}
+    summary = {signal: summarize(steps, signal) for signal in signals}
     result = {"meta": meta, "summary": summary, "steps": [asdict(s) for s in steps]}
     OUT_JSON.parent.mkdir(exist_ok=True)
     OUT_JSON.write_text(json.dumps(result, indent=2) + "\n")
@@ -304,9 +374,14 @@ def report(steps: list[Step], meta: dict) -> dict:
               f"{coll.get('rss_mib', 0):>8.0f} {gen.get('cpu_cores', 0):>7.2f}  {'yes' if s.sustained else 'no: ' + s.note}")
     print()
     for signal, v in summary.items():
-        ratio = "n/a" if v["ratio"] is None else f"{v['ratio']:.2f}"
+        if v["end_to_end_sustained"] is None:
+            print(f"{signal}: sustained {v['ceiling_sustained']}/s collector alone; end to end not run")
+            continue
+        ratio = "n/a" if v["ratio"] is None else f"{'>= ' if v['lower_bound'] else ''}{v['ratio']:.2f}"
+        limit = (f" (the generator could not offer {v['generator_limit']}/s; the most carried end to end "
+                 f"without loss: {v['end_to_end_lossless_max']}/s)" if v["generator_limit"] else "")
         print(f"{signal}: sustained {v['end_to_end_sustained']}/s end to end, {v['ceiling_sustained']}/s "
-              f"collector alone; end-to-end / ceiling = {ratio}")
+              f"collector alone{limit}; end-to-end / ceiling = {ratio}")
     print(f"written: {OUT_JSON.relative_to(REPO)}", end="")
     try:
         plot(steps, summary)
@@ -328,6 +403,8 @@ def plot(steps: list[Step], summary: dict) -> None:
         ax = axes[0][col]
         for target, style in (("end-to-end", "o-"), ("ceiling", "s--")):
             ss = [s for s in steps if s.signal == signal and s.target == target]
+            if not ss:
+                continue
             ax.plot([s.rate for s in ss], [s.accepted / s.duration_s for s in ss], style, label=f"{target}: accepted/s")
             if target == "end-to-end" and any(s.arrived is not None for s in ss):
                 ax.plot([s.rate for s in ss], [(s.arrived or 0) / s.duration_s for s in ss], "^:", label="arrived/s")
@@ -338,7 +415,11 @@ def plot(steps: list[Step], summary: dict) -> None:
         ax.legend(fontsize=8)
         ax2 = axes[1][col]
         ss = [s for s in steps if s.signal == signal and s.target == "end-to-end"]
-        for svc in ("otel-collector", "jaeger", "prometheus", "telemetrygen"):
+        shown = ("otel-collector", "jaeger", "prometheus", "loki", "telemetrygen")
+        if not ss:  # only the collector-alone leg ran (logs without Loki)
+            ss = [s for s in steps if s.signal == signal]
+            shown = ("collector-ceiling", "telemetrygen")
+        for svc in (svc for svc in shown if any(svc in s.resources for s in ss)):
             ax2.plot([s.rate for s in ss], [s.resources.get(svc, {}).get("rss_mib", 0) for s in ss], "o-", label=svc)
         ax2.set_title(f"{signal}: peak RSS per component (MiB)")
         ax2.set_xlabel(f"{ITEM[signal]} offered per second")
@@ -362,14 +443,20 @@ def main(argv: list[str] | None = None) -> int:
     env.update({k: v for k, v in os.environ.items() if k.endswith("_IMAGE") or k.startswith("BENCH_")})
     bench = Bench(env, keep=a.keep)
     steps: list[Step] = []
+    # Logs end to end need Loki; without its image only the collector-alone leg runs.
+    loki = validate.image("LOKI_IMAGE")
+    loki_skipped = None if validate.image_available(loki) else f"image {loki} (LOKI_IMAGE) is neither local nor pullable"
     try:
-        up_s = bench.up(SERVICES)
-        print(f"obs-bench up in {up_s:.0f} s; a generator worker per {PER_WORKER} items/s, {duration:g} s per step")
+        up_s = bench.up(SERVICES + ([] if loki_skipped else ["loki"]))
+        print(f"obs-bench up in {up_s:.0f} s; {duration:g} s per step; generator workers of "
+              + ", ".join(f"{n}/s ({s})" for s, n in PER_WORKER.items()))
+        if loki_skipped and "logs" in signals:
+            print(f"  logs end to end: skipped, {loki_skipped}")
         for signal in signals:
             for rate in STEPS[signal][:1] if a.smoke else STEPS[signal]:
                 for target in ("end-to-end", "ceiling"):
-                    if signal == "logs" and target == "end-to-end":
-                        continue  # Loki is not part of obs-bench (see the README)
+                    if signal == "logs" and target == "end-to-end" and loki_skipped:
+                        continue
                     step = run_step(bench, signal, target, rate, duration)
                     steps.append(step)
                     coll = step.resources.get("otel-collector" if target == "end-to-end" else "collector-ceiling", {})
@@ -378,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{coll.get('cpu_cores', 0):.2f} cores {coll.get('rss_mib', 0):.0f} MiB: "
                           f"{'sustained' if step.sustained else step.note}", flush=True)
         report(steps, {"duration_s": duration, "items_per_worker": PER_WORKER, "smoke": a.smoke,
-                       "generator_cpus": os.environ.get("BENCH_GENERATOR_CPUS", "0.8"), "up_s": round(up_s, 1)})
+                       "logs_end_to_end_skipped": loki_skipped,
+                       "generator_cpus": bench.generator_cpus(), "host_cpus": os.cpu_count(), "up_s": round(up_s, 1)})
     finally:
         bench.down()
     return 0
