@@ -3,6 +3,7 @@ builds (scripts/venv.py), and secrets reaching containers as files, not variable
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -56,8 +57,9 @@ def test_venv_is_reused_when_the_stamp_matches(tmp_path, monkeypatch):
 # ---- secrets reach containers as files --------------------------------------------
 
 def _compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    # --env-file: not the user's .env, which `make up` wrote and which holds a password.
+    return subprocess.run(["docker", "compose", "--env-file", os.devnull, "-f", str(COMPOSE_FILE), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
