@@ -50,6 +50,8 @@ STEPS = {
     "metrics": [5000, 10000, 20000, 30000],
     "logs": [5000, 10000, 20000, 30000],
 }
+# The collector each leg offers its load to: the stack's, or the one that discards it.
+COLLECTOR = {"end-to-end": "otel-collector", "ceiling": "collector-ceiling"}
 # What the collector counts per signal (otelcol_<kind>_<item>), and telemetrygen's name.
 ITEM = {"traces": "spans", "metrics": "metric_points", "logs": "log_records"}
 # Items per second per telemetrygen worker. Each worker is paced by a limiter of burst 1:
@@ -133,18 +135,26 @@ def delta(after: dict[str, float], before: dict[str, float], prefix: str) -> flo
     return sum(v - before.get(k, 0.0) for k, v in after.items() if k.split("[")[0] == prefix)
 
 
-def prom_query(bench: Bench, expr: str) -> float:
+# Instant-query APIs that answer in Prometheus' vector format: service -> (port, path).
+QUERY_API = {"prometheus": (9090, "/api/v1/query"), "loki": (3100, "/loki/api/v1/query")}
+
+
+def instant_query(bench: Bench, service: str, expr: str) -> float:
+    """The sum of an instant query's result vector (PromQL or LogQL)."""
     import urllib.parse
 
-    body = json.loads(_get(bench.url("prometheus", 9090) + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})))
+    port, path = QUERY_API[service]
+    body = json.loads(_get(bench.url(service, port) + path + "?" + urllib.parse.urlencode({"query": expr})))
     return sum(float(r["value"][1]) for r in body["data"]["result"])
 
 
-def loki_query(bench: Bench, expr: str) -> float:
-    import urllib.parse
-
-    body = json.loads(_get(bench.url("loki", 3100) + "/loki/api/v1/query?" + urllib.parse.urlencode({"query": expr})))
-    return sum(float(r["value"][1]) for r in body["data"]["result"])
+def counted_until(count, expected: float, timeout: float = 30) -> float:
+    """count() once a second until it reaches `expected` or `timeout` s have passed: a
+    backend that batches stores the last items a little after the collector sent them."""
+    deadline = time.monotonic() + timeout
+    while (n := count()) < expected and time.monotonic() < deadline:
+        time.sleep(1)
+    return n
 
 
 # ---------------------------------------------------------------- resources
@@ -252,26 +262,18 @@ def generate(bench: Bench, signal: str, endpoint: str, rate: int, seconds: float
 def arrived_in_backend(bench: Bench, signal: str, run_id: str, before: dict[str, float], window_s: float,
                        expected: float) -> float | None:
     if signal == "traces":
-        # Jaeger batches too: wait (bounded) until it has stored what the collector sent.
-        deadline = time.monotonic() + 30
-        while True:
-            stored = delta(counters(bench, "jaeger"), before, "otelcol_exporter_sent_spans")
-            if stored >= expected or time.monotonic() > deadline:
-                return stored
-            time.sleep(1)
+        # Spans Jaeger's storage exporter wrote, since the step began.
+        return counted_until(lambda: delta(counters(bench, "jaeger"), before, "otelcol_exporter_sent_spans"),
+                             expected)
     if signal == "metrics":
         # Every point telemetrygen sent for this step is a sample of gen{bench_run=...}.
-        return prom_query(bench, f'sum(count_over_time(gen_total{{bench_run="{run_id}"}}[{int(window_s) + 60}s]))')
+        return instant_query(bench, "prometheus",
+                             f'sum(count_over_time(gen_total{{bench_run="{run_id}"}}[{int(window_s) + 60}s]))')
     if signal == "logs":
         # Log records of this step in Loki (bench.run is structured metadata there).
         expr = (f'sum(count_over_time({{service_name="telemetrygen"}} | bench_run="{run_id}" '
                 f'[{int(window_s) + 60}s]))')
-        deadline = time.monotonic() + 30
-        while True:
-            stored = loki_query(bench, expr)
-            if stored >= expected or time.monotonic() > deadline:
-                return stored
-            time.sleep(1)
+        return counted_until(lambda: instant_query(bench, "loki", expr), expected)
     return None
 
 
@@ -290,7 +292,7 @@ def drain(bench: Bench, service: str, timeout: float = 60) -> None:
 
 
 def run_step(bench: Bench, signal: str, target: str, rate: int, duration: float) -> Step:
-    service = "otel-collector" if target == "end-to-end" else "collector-ceiling"
+    service = COLLECTOR[target]
     item = ITEM[signal]
     run_id = secrets.token_hex(4)
     step = Step(signal, target, rate, duration, asked=int(rate * duration))
@@ -366,7 +368,7 @@ def report(steps: list[Step], meta: dict) -> dict:
     print(f"{'signal':8} {'target':11} {'rate/s':>7} {'offered':>8} {'accepted':>9} {'refused':>8} {'failed':>7} "
           f"{'dropped':>8} {'arrived':>9} {'coll.cpu':>8} {'coll.MiB':>8} {'gen.cpu':>7}  sustained")
     for s in steps:
-        coll = s.resources.get("otel-collector" if s.target == "end-to-end" else "collector-ceiling", {})
+        coll = s.resources.get(COLLECTOR[s.target], {})
         gen = s.resources.get("telemetrygen", {})
         arrived = "-" if s.arrived is None else f"{s.arrived:.0f}"
         print(f"{s.signal:8} {s.target:11} {s.rate:>7} {s.offered_ratio:>8.0%} {s.accepted:>9.0f} {s.refused:>8.0f} "
@@ -418,7 +420,7 @@ def plot(steps: list[Step], summary: dict) -> None:
         shown = ("otel-collector", "jaeger", "prometheus", "loki", "telemetrygen")
         if not ss:  # only the collector-alone leg ran (logs without Loki)
             ss = [s for s in steps if s.signal == signal]
-            shown = ("collector-ceiling", "telemetrygen")
+            shown = (COLLECTOR["ceiling"], "telemetrygen")
         for svc in (svc for svc in shown if any(svc in s.resources for s in ss)):
             ax2.plot([s.rate for s in ss], [s.resources.get(svc, {}).get("rss_mib", 0) for s in ss], "o-", label=svc)
         ax2.set_title(f"{signal}: peak RSS per component (MiB)")
@@ -444,8 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(env, keep=a.keep)
     steps: list[Step] = []
     # Logs end to end need Loki; without its image only the collector-alone leg runs.
-    loki = validate.image("LOKI_IMAGE")
-    loki_skipped = None if validate.image_available(loki) else f"image {loki} (LOKI_IMAGE) is neither local nor pullable"
+    loki_skipped = validate.missing_image("LOKI_IMAGE")
     try:
         up_s = bench.up(SERVICES + ([] if loki_skipped else ["loki"]))
         print(f"obs-bench up in {up_s:.0f} s; {duration:g} s per step; generator workers of "
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     step = run_step(bench, signal, target, rate, duration)
                     steps.append(step)
-                    coll = step.resources.get("otel-collector" if target == "end-to-end" else "collector-ceiling", {})
+                    coll = step.resources.get(COLLECTOR[target], {})
                     print(f"  {signal} {target} {rate}/s: accepted {step.accepted:.0f}, arrived "
                           f"{'-' if step.arrived is None else f'{step.arrived:.0f}'}, collector "
                           f"{coll.get('cpu_cores', 0):.2f} cores {coll.get('rss_mib', 0):.0f} MiB: "

@@ -159,6 +159,17 @@ def image_available(ref: str) -> bool:
     return subprocess.run(["docker", "pull", "-q", ref], capture_output=True).returncode == 0
 
 
+def missing_image(var: str) -> str | None:
+    """Why the image `var` names cannot be run here (no engine, or neither local nor
+    pullable), or None when it can."""
+    ref = image(var)
+    if not docker_works():
+        return f"no Docker engine to run {ref} ({var})"
+    if not image_available(ref):
+        return f"image {ref} ({var}) is neither local nor pullable"
+    return None
+
+
 def docker_cmd(check: Check, ref: str) -> list[str]:
     cmd = ["docker", "run", "--rm", "--network", "none", "--entrypoint", check.entrypoint]
     for host, container in check.mounts.items():
@@ -186,12 +197,9 @@ def run(check: Check, root: Path = REPO, timeout: int = 180) -> tuple[str, str]:
         p = subprocess.run([check.entrypoint, *check.args], capture_output=True,
                            text=True, timeout=timeout, env=compose_env(root), cwd=root)
     else:
-        ref = image(check.var)
-        if not docker_works():
-            return "SKIP", f"no Docker engine to run {ref} ({check.var})"
-        if not image_available(ref):
-            return "SKIP", f"image {ref} ({check.var}) is neither local nor pullable"
-        p = subprocess.run(docker_cmd(check, ref), capture_output=True, text=True,
+        if reason := missing_image(check.var):
+            return "SKIP", reason
+        p = subprocess.run(docker_cmd(check, image(check.var)), capture_output=True, text=True,
                            timeout=timeout)
     detail = (p.stdout + p.stderr).strip()
     return ("PASS" if p.returncode == 0 else "FAIL"), detail

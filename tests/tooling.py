@@ -13,20 +13,16 @@ from pathlib import Path
 import pytest
 
 from scripts.validate import (REPO, Check, docker_cmd, docker_works, image,  # noqa: F401
-                              image_available, image_defaults, required_images)
+                              image_available, image_defaults, missing_image, required_images)
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
 
 def require_image(var: str) -> str:
     """Return the image reference for `var`, or skip (fail when required) naming it."""
-    ref = image(var)
-    if not docker_works():
-        reason = f"no Docker engine to run {ref} ({var})"
-    elif image_available(ref):
-        return ref
-    else:
-        reason = f"image {ref} ({var}) is neither local nor pullable"
+    reason = missing_image(var)
+    if reason is None:
+        return image(var)
     if var in required_images():
         pytest.fail(f"{reason}, but REQUIRED_IMAGES lists {var}")
     pytest.skip(reason)
