@@ -33,6 +33,26 @@ def collector_counter(stack: st.Stack, service: str, name: str) -> float:
                if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
 
 
+def span_counters_at_rest(stack: st.Stack) -> dict[str, float]:
+    """Spans accepted by each gateway and sent by the agent, read once two snapshots 3 s
+    apart agree: the reads are sequential execs, so a batch in flight between them would
+    be counted at one end and not the other."""
+    def snapshot() -> dict[str, float]:
+        counts = {g: collector_counter(stack, g, "otelcol_receiver_accepted_spans") for g in GATEWAYS}
+        counts["agent"] = collector_counter(stack, "otel-collector", "otelcol_exporter_sent_spans")
+        return counts
+
+    last = [snapshot()]
+
+    def settled() -> dict[str, float] | None:
+        time.sleep(3)
+        now = snapshot()
+        stable, last[0] = now == last[0], now
+        return now if stable else None
+
+    return st.poll_until(settled, 90, "the span counters of agent and gateways stop moving", interval=0)
+
+
 def error_traces(stack: st.Stack, seconds: float, rate: float) -> list[str]:
     """Traces of shop requests answered 500 (error fault on), ids known."""
     faults = st.url("shop", "/admin/faults")
@@ -58,16 +78,15 @@ def test_every_span_of_a_trace_reaches_one_gateway(scale: st.Stack) -> None:
     scale.compose("stop", "loadgen")  # a quiet window: only the test's traffic
     try:
         time.sleep(10)
-        before = {g: collector_counter(scale, g, "otelcol_receiver_accepted_spans") for g in GATEWAYS}
-        agent_before = collector_counter(scale, "otel-collector", "otelcol_exporter_sent_spans")
+        before = span_counters_at_rest(scale)
         ids = error_traces(scale, seconds=20, rate=5)  # errors: tail sampling keeps them all
         time.sleep(15)  # SDK export, agent, gateways' decision_wait
         st.poll_until(lambda: len(stored(ids)) == len(ids), 120,
                       f"all {len(ids)} error traces are in Jaeger", interval=5)
         traces = stored(ids)
-        per_gateway = {g: collector_counter(scale, g, "otelcol_receiver_accepted_spans") - before[g]
-                       for g in GATEWAYS}
-        agent_sent = collector_counter(scale, "otel-collector", "otelcol_exporter_sent_spans") - agent_before
+        after = span_counters_at_rest(scale)
+        per_gateway = {g: after[g] - before[g] for g in GATEWAYS}
+        agent_sent = after["agent"] - before["agent"]
     finally:
         scale.compose("start", "loadgen")
     split = {t: gateway_of(tr) for t, tr in traces.items() if len(gateway_of(tr)) != 1}
