@@ -348,6 +348,20 @@ def jaeger_trace(trace_id: str) -> dict | None:
     return data[0] if data else None
 
 
+def collector_metric(stack: Stack, name: str, service: str = "otel-collector", **labels: str) -> float:
+    """Sum of a collector's self-metric `name` over the series carrying `labels`, read from
+    its :8888 endpoint inside the network (through Prometheus' busybox wget: the collector
+    image has no shell)."""
+    text = stack.compose("exec", "-T", "prometheus", "wget", "-q", "-O", "-",
+                         f"http://{service}:8888/metrics", timeout=30).stdout
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
 def to_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str)
 

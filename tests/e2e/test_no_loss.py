@@ -4,7 +4,6 @@ it back, and proves that all of it arrived (sent = stored, lost = 0). The counts
 e2e summary. Runs after the signal tests and before resilience (conftest orders it)."""
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -66,19 +65,6 @@ def wait_all_stored(trace_ids: list[str], timeout: float, what: str) -> int:
     return len(trace_ids) - len(missing)
 
 
-def collector_metric(stack: st.Stack, name: str, **labels: str) -> float:
-    """Sum of a collector self-metric, read from its :8888 endpoint inside the network
-    (through Prometheus' busybox wget: the collector image has no shell)."""
-    text = stack.compose("exec", "-T", "prometheus", "wget", "-q", "-O", "-",
-                         "http://otel-collector:8888/metrics", timeout=30).stdout
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
-
-
 @pytest.mark.services("jaeger", "otel-collector", "shop", "inventory")
 def test_traces_started_while_jaeger_is_down_all_arrive(warm: st.Stack) -> None:
     warm.compose("stop", "jaeger")
@@ -100,7 +86,7 @@ def test_collector_restart_keeps_what_it_queued_for_a_down_backend(warm: st.Stac
         # The demo's SDK exports its spans every 5 s (OTEL_BSP_SCHEDULE_DELAY): after two
         # rounds every span of these traces is in the collector, queued (on disk) for Jaeger.
         time.sleep(12)
-        queued = collector_metric(warm, "otelcol_exporter_queue_size", **exporter)
+        queued = st.collector_metric(warm, "otelcol_exporter_queue_size", **exporter)
         assert queued >= SPANS_PER_TRACE * len(sent), f"only {queued} spans queued for {len(sent)} traces"
         warm.compose("stop", "otel-collector")
         warm.compose("start", "otel-collector")

@@ -26,20 +26,13 @@ def gateway_of(trace: dict) -> set[str]:
             if t["key"] == "collector.gateway"}
 
 
-def collector_counter(stack: st.Stack, service: str, name: str) -> float:
-    text = stack.compose("exec", "-T", "prometheus", "wget", "-q", "-O", "-",
-                         f"http://{service}:8888/metrics", timeout=30).stdout
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
-
-
 def span_counters_at_rest(stack: st.Stack) -> dict[str, float]:
     """Spans accepted by each gateway and sent by the agent, read once two snapshots 3 s
     apart agree: the reads are sequential execs, so a batch in flight between them would
     be counted at one end and not the other."""
     def snapshot() -> dict[str, float]:
-        counts = {g: collector_counter(stack, g, "otelcol_receiver_accepted_spans") for g in GATEWAYS}
-        counts["agent"] = collector_counter(stack, "otel-collector", "otelcol_exporter_sent_spans")
+        counts = {g: st.collector_metric(stack, "otelcol_receiver_accepted_spans", g) for g in GATEWAYS}
+        counts["agent"] = st.collector_metric(stack, "otelcol_exporter_sent_spans")
         return counts
 
     last = [snapshot()]
