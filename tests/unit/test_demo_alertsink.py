@@ -1,6 +1,7 @@
 """alert-sink: Alertmanager webhook v4 payloads, Slack messages and email over SMTP in;
 malformed ones out with a clear error; what it keeps is bounded and survives a restart."""
 
+import contextlib
 import copy
 import json
 import smtplib
@@ -8,9 +9,11 @@ import socket
 from email.message import EmailMessage
 
 import pytest
+import requests
 from fastapi.testclient import TestClient
 
 from demo_app import alertsink
+from demo_app.alertsink import store
 from demo_app.settings import AlertSinkSettings
 from demo_app.telemetry import Telemetry
 
@@ -123,7 +126,7 @@ def test_accepts_alertmanager_payload_and_filters(sink):
 
 @pytest.mark.parametrize("raw, reason, needle", [
     (b"{not json", "invalid_json", "not valid JSON"),
-    (b"\xff\xfe", "invalid_json", "not valid JSON"),
+    (b"{\"a\": }", "invalid_json", "not valid JSON"),
     (b"[]", "invalid_schema", "v4 webhook"),
     (json.dumps({**FIRING, "version": "3"}).encode(), "unsupported_version", "version"),
     (json.dumps({k: v for k, v in FIRING.items() if k != "alerts"}).encode(), "invalid_schema", "alerts"),
@@ -150,6 +153,13 @@ def test_rejects_malformed_payloads(sink, raw, reason, needle):
     (JSON, b"[" * 200_000 + b"]" * 200_000, 413, "too_large"),
     (JSON, b"[" * 1000 + b"]" * 1000, 400, "too_deep"),
     ({**JSON, "Content-Length": str(10**9)}, b"{}", 413, "too_large"),
+    # JSON is UTF-8: in UTF-16 the depth scan would see no bracket, and json.loads would
+    # still decode it (900 levels, well past the limit).
+    (JSON, ("[" * 900 + "]" * 900).encode("utf-16-le"), 415, "unsupported_media_type"),
+    (JSON, json.dumps(FIRING).encode("utf-16"), 415, "unsupported_media_type"),
+    ({"Content-Type": "application/json; charset=utf-16"}, json.dumps(FIRING).encode("utf-16-le"), 415,
+     "unsupported_media_type"),
+    (JSON, b'{"receiver": "\xc3\x28"}', 400, "bad_request"),  # not UTF-8 at all
 ])
 def test_limits_before_parsing(sink, headers, body, status, reason):
     client, tel = sink
@@ -171,9 +181,53 @@ def test_oversized_chunked_body_is_refused_while_streaming(sink):
     assert _value(tel, "alert_sink_rejected_total", {"channel": "http", "reason": "too_large"}) == 1
 
 
+def _raw_post(port: int, head: bytes, body_parts) -> tuple[OSError | None, bytes]:
+    """POST over a plain socket: send everything, then read the answer to its end.
+    Returns (the error sending met, if any; the answer). A client library may retry or
+    read early; this is what a plain client sees."""
+    sent_error = None
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+            for part in body_parts:
+                sock.sendall(part)
+        except OSError as exc:
+            sent_error = exc
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return sent_error, answer
+
+
+def test_a_huge_body_gets_a_readable_413_not_a_reset(tmp_path):
+    """Over real HTTP: a 10 MB body is read and thrown away, then the JSON error is
+    answered. A server that answers and closes with the body unread resets the connection
+    under the client while it still sends (behind Docker's port proxy the client then
+    sees only the reset)."""
+    server = LoopbackServer(alertsink.create_app(settings(tmp_path), Telemetry("alert-sink", enabled=False)))
+    size = 10_000_000
+    try:
+        sized = (f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode()
+        chunked = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        piece = b" " * 65536
+        for head, parts in ((sized, [piece] * (size // len(piece)) + [b" " * (size % len(piece))]),
+                            (chunked, [b"10000\r\n" + piece + b"\r\n"] * 160 + [b"0\r\n\r\n"])):
+            sent_error, answer = _raw_post(server.port, head, parts)
+            assert sent_error is None, f"the connection broke while the body was sent: {sent_error!r}"
+            status, _, rest = answer.partition(b"\r\n")
+            assert b" 413 " in status, answer[:300]
+            assert b'"error"' in rest and b"limit" in rest, answer[:500]
+    finally:
+        server.stop()
+
+
 def test_store_is_bounded_by_count_and_by_bytes(tmp_path):
     tel = Telemetry("alert-sink", enabled=False)
-    s = settings(tmp_path, store_max_notifications=1000, store_max_bytes=64 * 1024)
+    s = settings(tmp_path, store_max_notifications=1000, store_max_bytes=64 * 1024, max_body_bytes=16 * 1024,
+                 smtp_max_message_bytes=16 * 1024)
     with TestClient(alertsink.create_app(s, tel)) as client:
         for i in range(40):  # ~5 KiB each: 200 KiB sent, 64 KiB kept
             p = copy.deepcopy(FIRING)
@@ -186,6 +240,81 @@ def test_store_is_bounded_by_count_and_by_bytes(tmp_path):
     with TestClient(alertsink.create_app(settings(tmp_path, store_max_notifications=3), tel)) as client:
         client.post("/webhook", json=FIRING)
         assert client.get("/api/alerts").json()["stored_notifications"] == 3
+
+
+def _group(name: str, status: str = "firing", description: str = "") -> dict:
+    """A webhook notification of one alert group (alert name = group)."""
+    p = copy.deepcopy(FIRING)
+    p["status"] = status
+    p["groupKey"] = f'{{}}:{{alertname="{name}"}}'
+    p["alerts"] = [dict(p["alerts"][0], status=status, labels={"alertname": name, "severity": "critical"},
+                        annotations={"description": description})]
+    return p
+
+
+def test_a_week_of_watchdogs_does_not_crowd_out_real_alerts(tmp_path):
+    """One Watchdog every 5 minutes for 7 days (2016 notifications) against a 1,000-row
+    bound, with real alerts firing and resolving now and then: every real notification
+    is kept, the Watchdog's run keeps its first and newest few, and every eviction is
+    counted."""
+    tel = Telemetry("alert-sink", enabled=False)
+    real: list[int] = []
+    with TestClient(alertsink.create_app(settings(tmp_path, store_max_notifications=1000), tel)) as client:
+        for i in range(7 * 24 * 12):
+            assert client.post("/webhook", json=_group("Watchdog")).status_code == 200
+            if i % 100 == 50:  # a real incident: firing, a reminder, resolved
+                for status in ("firing", "firing", "resolved"):
+                    real.append(client.post("/webhook", json=_group(f"Real{i}", status)).json()["id"])
+        held = {n["id"]: n for n in client.get("/api/notifications", params={"limit": 1000}).json()["notifications"]}
+    assert set(real) <= set(held), f"{len(set(real) - set(held))} real notifications were evicted"
+    watchdogs = sorted(nid for nid, n in held.items() if n["title"] == "Watchdog")
+    assert len(watchdogs) == 1 + store.KEEP_REPEATS and watchdogs[0] == 1, watchdogs  # the first, the newest few
+    evicted = sum(_value(tel, "alert_sink_evicted_total", {"reason": r}) for r in ("repeat", "count", "bytes"))
+    assert evicted == 7 * 24 * 12 + len(real) - len(held), evicted
+
+
+def test_evictions_by_the_bounds_are_counted_and_answers_say_when_cut(tmp_path):
+    tel = Telemetry("alert-sink", enabled=False)
+    with TestClient(alertsink.create_app(settings(tmp_path, store_max_notifications=5), tel)) as client:
+        for i in range(8):
+            client.post("/webhook", json=_group(f"A{i}"))
+        assert _value(tel, "alert_sink_evicted_total", {"reason": "count"}) == 3
+        page = client.get("/api/notifications", params={"limit": 2}).json()
+        assert page["count"] == 2 and page["truncated"] is True, page
+        whole = client.get("/api/notifications", params={"limit": 10}).json()
+        assert whole["count"] == 5 and whole["truncated"] is False, whole
+        assert client.get("/api/alerts", params={"limit": 3}).json()["truncated"] is True
+
+
+def test_the_byte_bound_counts_every_column(tmp_path):
+    tel = Telemetry("alert-sink", enabled=False)
+    with TestClient(alertsink.create_app(settings(tmp_path), tel)) as client:
+        p = _group("Big")
+        p["groupKey"] = "{}:" + "g" * 60_000  # a group key is a stored column too
+        assert client.post("/webhook", json=p).status_code == 200
+        assert _value(tel, "alert_sink_stored_bytes") > 2 * 60_000  # grp, and content carries it again
+
+
+def test_one_large_notification_does_not_evict_the_others(tmp_path):
+    tel = Telemetry("alert-sink", enabled=False)
+    kw = dict(store_max_bytes=128 * 1024, max_body_bytes=128 * 1024, smtp_max_message_bytes=16 * 1024)
+    with TestClient(alertsink.create_app(settings(tmp_path, **kw), tel)) as client:
+        small = [client.post("/webhook", json=_group(f"S{i}")).json()["id"] for i in range(10)]
+        big = client.post("/webhook", json=_group("Big", description="x" * 60_000))
+        assert big.status_code == 200
+        held = client.get("/api/notifications", params={"limit": 100}).json()["notifications"]
+        assert set(small) <= {n["id"] for n in held}, "the large notification evicted the small ones"
+        kept = next(n for n in held if n["id"] == big.json()["id"])
+        assert "cut" in kept["content"] and kept["alerts"][0]["labels"]["alertname"] == "Big", kept
+        assert _value(tel, "alert_sink_stored_bytes") <= 128 * 1024
+
+
+def test_a_store_smaller_than_one_message_is_refused_at_start(tmp_path, monkeypatch):
+    from demo_app.settings import ConfigError, load
+
+    monkeypatch.setenv("DEMO_STORE_MAX_BYTES", str(64 * 1024))  # the default body limit is 256 KiB
+    with pytest.raises(ConfigError, match="DEMO_STORE_MAX_BYTES=65536 is below the largest message"):
+        load("alert-sink")
 
 
 def test_too_many_alerts_in_one_notification(sink):

@@ -100,6 +100,10 @@ class ServiceMetrics:
             self.rejected = Counter(
                 "alert_sink_rejected", "Requests and messages refused", ["channel", "reason"], registry=r,
             )
+            self.evicted = Counter(
+                "alert_sink_evicted", "Notifications dropped from the store to keep it in its bounds",
+                ["reason"], registry=r,  # repeat | count | bytes
+            )
             self.stored = Gauge(
                 "alert_sink_stored_notifications", "Notifications kept (on the volume)", registry=r,
             )

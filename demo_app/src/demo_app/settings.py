@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "DEMO_"
@@ -142,6 +142,15 @@ class AlertSinkSettings(RoleSettings):
     # Runbooks (docs/runbooks, mounted read-only) served as HTML at /runbooks/<alert>.
     runbooks_dir: str = "/usr/share/runbooks"
 
+    @model_validator(mode="after")
+    def _store_holds_a_message(self) -> "AlertSinkSettings":
+        # A store smaller than one message would keep only the newest and evict the rest.
+        largest = max(self.max_body_bytes, self.smtp_max_message_bytes)
+        if self.store_max_bytes < largest:
+            raise ValueError(f"{PREFIX}STORE_MAX_BYTES={self.store_max_bytes} is below the largest message the sink "
+                             f"accepts ({largest} bytes: {PREFIX}MAX_BODY_BYTES, {PREFIX}SMTP_MAX_MESSAGE_BYTES)")
+        return self
+
 
 ROLES: dict[str, type[RoleSettings]] = {
     "shop": ShopSettings,
@@ -156,7 +165,10 @@ def describe(exc: ValidationError, prefix: str = PREFIX) -> str:
     """One line per invalid variable: NAME='value': what is wrong."""
     lines = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a check across several variables names them itself
+            lines.append(err["msg"].removeprefix("Value error, "))
+            continue
+        field = str(err["loc"][0])
         name = prefix + field.upper()
         shown = "(secret)" if "token" in field else repr(os.environ.get(name, err.get("input")))
         lines.append(f"{name}={shown}: {err['msg']}")

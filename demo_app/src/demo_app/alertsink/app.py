@@ -69,10 +69,14 @@ def create_app(settings: AlertSinkSettings, telemetry: Telemetry | None = None) 
         log.warning("%s refused: %s", channel, message, extra={"reason": reason})
         return error_response(status, message, details)
 
+    def evicted(reason: str, n: int) -> None:
+        m.evicted.labels(reason).inc(n)
+        log.info("evicted %d notification(s) from the store (%s)", n, reason, extra={"reason": reason})
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         app.state.store = NotificationStore(settings.store_path, settings.store_max_notifications,
-                                            settings.store_max_bytes)
+                                            settings.store_max_bytes, on_evict=evicted)
         stored_gauges()
         smtp = None
         if settings.smtp_port:
@@ -137,9 +141,10 @@ def create_app(settings: AlertSinkSettings, telemetry: Telemetry | None = None) 
                                 status: Literal["firing", "resolved"] | None = None,
                                 receiver: Annotated[str | None, Query(max_length=256)] = None,
                                 limit: Annotated[int, Query(ge=1, le=1000)] = 100):
-        items = store().notifications(channel=channel, status=status, receiver=receiver, limit=limit,
+        got = store().notifications(channel=channel, status=status, receiver=receiver, limit=limit,
                                     max_bytes=RESPONSE_MAX_BYTES)
-        return {"notifications": items, "count": len(items), "stored_notifications": store().count}
+        return {"notifications": got.items, "count": len(got.items), "truncated": got.truncated,
+                "stored_notifications": store().count}
 
     @app.get("/api/alerts")
     async def api_alerts(alertname: Annotated[str | None, Query(max_length=256)] = None,
@@ -147,17 +152,19 @@ def create_app(settings: AlertSinkSettings, telemetry: Telemetry | None = None) 
                          limit: Annotated[int, Query(ge=1, le=10_000)] = 500):
         """Alerts from webhook notifications, newest first, each with its notification."""
         out = []
-        for n in store().notifications(channel="webhook", limit=limit, max_bytes=RESPONSE_MAX_BYTES):
+        got = store().notifications(channel="webhook", limit=limit, max_bytes=RESPONSE_MAX_BYTES)
+        for n in got.items:
             for a in n["alerts"]:
-                if (alertname and a["alertname"] != alertname) or (status and a["status"] != status):
+                if (alertname and a.get("alertname") != alertname) or (status and a.get("status") != status):
                     continue
                 out.append({"notification_id": n["id"], "received_at": n["received_at"],
                             "receiver": n["receiver"], "group_key": n["group"], **a})
+        truncated = got.truncated or len(out) > limit
         out = out[:limit]
-        return {"alerts": out, "count": len(out), "stored_notifications": store().count}
+        return {"alerts": out, "count": len(out), "truncated": truncated, "stored_notifications": store().count}
 
     def notifications_for_page() -> list[dict]:
-        return store().notifications(limit=300, max_bytes=RESPONSE_MAX_BYTES)
+        return store().notifications(limit=300, max_bytes=RESPONSE_MAX_BYTES).items
 
     @app.get("/", responses=HTML)
     async def index():
