@@ -352,9 +352,27 @@ def test_jaeger_monitor_tab_reads_span_metrics_from_prometheus():
     _assert_listens(prom["endpoint"], "jaeger metrics backend")
     # normalize_* give traces_span_metrics_calls_total / _duration_milliseconds_bucket.
     assert prom["normalize_calls"] is True and prom["normalize_duration"] is True
-    traces_store = ext["jaeger_query"]["storage"]["traces"]
-    mem = ext["jaeger_storage"]["backends"][traces_store]
-    assert "memory" in mem and _default(str(mem["memory"]["max_traces"])).isdigit(), "unbounded trace store"
+
+
+def test_jaeger_keeps_traces_on_a_named_volume_bounded_by_a_ttl():
+    """Traces survive a restart: the default trace store is Badger on the jaeger-data
+    volume, bounded in time; the opt-in in-memory store is bounded in traces."""
+    jaeger = yaml.safe_load((REPO / "jaeger" / "jaeger.yml").read_text())
+    ext = jaeger["extensions"]
+    backends = ext["jaeger_storage"]["backends"]
+    store = _default(ext["jaeger_query"]["storage"]["traces"])
+    assert store == _default(jaeger["exporters"]["jaeger_storage_exporter"]["trace_storage"]), (
+        "the query and the storage exporter use different trace stores")
+    badger = backends[store]["badger"]
+    assert badger["ephemeral"] is False
+    assert re.fullmatch(r"\d+h", _default(badger["ttl"]["spans"])), badger["ttl"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["jaeger"]["volumes"]}
+    for directory in badger["directories"].values():
+        path = _default(directory)
+        volume = next((src for dst, src in mounts.items() if path.startswith(dst + "/")), None)
+        assert volume in COMPOSE["volumes"], f"Badger's {path} is not on a named volume: {mounts}"
+    memory = [b["memory"] for b in backends.values() if "memory" in b]
+    assert all(_default(str(m["max_traces"])).isdigit() for m in memory), "unbounded in-memory trace store"
 
 
 def test_loki_config():
@@ -375,7 +393,7 @@ _MOUNTS = {  # folder -> where compose mounts it, plus the data volume paths it 
     "prometheus": ("/etc/prometheus", ["/prometheus"]),
     "alertmanager": ("/etc/alertmanager", ["/alertmanager"]),
     "loki": ("/etc/loki", ["/loki"]),
-    "jaeger": ("/etc/jaeger", []),
+    "jaeger": ("/etc/jaeger", ["/var/lib/jaeger"]),
     "otel-collector": ("/etc/otelcol", ["/var/lib/otelcol"]),
 }
 

@@ -188,6 +188,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_line(f"fault -> {alert} firing at alert sink: {secs} s")
     for alert, secs in m.get("clear_to_resolved_s", {}).items():
         tr.write_line(f"fault cleared -> {alert} resolved at alert sink: {secs} s")
+    if lat := m.get("latency_without_collector_s"):
+        tr.write_line(f"shop latency with the collector stopped: median {lat['median_during']} s "
+                      f"(before: {lat['median_before']} s), max {lat['max_during']} s")
     for scenario, counts in m.get("no_loss", {}).items():
         tr.write_line(f"no loss: {scenario}: " + (", ".join(f"{k} {v}" for k, v in counts.items())
                                                   if isinstance(counts, dict) else str(counts)))

@@ -1,4 +1,4 @@
-"""Resilience: the demo keeps serving at full speed while the collector is gone and its
+"""Resilience: the demo keeps serving, never waiting for an export, while the collector is gone and its
 telemetry flows again once it is back; Prometheus' data survives losing its container
 (the named volume). Runs after every other e2e test (conftest orders it last)."""
 from __future__ import annotations
@@ -34,24 +34,27 @@ def export_errors() -> float:
         'sum(demo_telemetry_export_errors_total{service=~"shop|inventory"})'))
 
 
+# The SDK's OTLP export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, default 10 s): a request held up
+# by a failing export would take about this long. Latency figures are printed, not asserted.
+EXPORT_TIMEOUT_S = 10.0
+
+
 @pytest.mark.services("otel-collector", "prometheus", "shop", "inventory")
-def test_demo_serves_fast_without_the_collector_and_recovers(warm: st.Stack) -> None:
+def test_demo_serves_without_the_collector_and_recovers(warm: st.Stack) -> None:
     base = latencies(20)
     errors_before = export_errors()
     warm.compose("stop", "otel-collector")
     try:
         time.sleep(2)
         # ~30 s without a collector: longer than the SDK's batch delay and export timeout,
-        # so exports really fail while requests are served.
+        # so exports really fail while requests are served (every one must succeed).
         during = latencies(100, pause=0.3)
-        slow = max(0.25, 3 * statistics.median(base))
         st.MEASUREMENTS["latency_without_collector_s"] = {
             "median_before": round(statistics.median(base), 4), "median_during": round(statistics.median(during), 4),
             "max_during": round(max(during), 4)}
-        assert statistics.median(during) <= slow, (
-            f"median latency {statistics.median(during):.3f}s without the collector "
-            f"(before: {statistics.median(base):.3f}s)")
-        assert max(during) < 2.0, f"a request took {max(during):.2f}s without the collector"
+        # No request waits for an export: a blocked one would take the export timeout.
+        assert max(during) < EXPORT_TIMEOUT_S / 2, (
+            f"a request took {max(during):.2f}s without the collector: it waited for a telemetry export")
         # The loss is visible: the services count failed exports (docs/conventions.md).
         st.poll_until(lambda: export_errors() > errors_before, 60,
                       "demo_telemetry_export_errors_total rises while the collector is stopped", interval=3)

@@ -1,0 +1,51 @@
+"""The benchmark's compose project (obs-bench): docker-compose.yml plus
+bench/docker-compose.bench.yml, every port re-published on loopback where Docker picks the
+host port, so it runs beside a stack started by `make up` and never touches it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+from scripts import compose_info
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "obs-bench"
+
+
+class Project:
+    def __init__(self, env: dict[str, str], keep: bool):
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+        overlay = self.tmp / "ports.yml"
+        overlay.write_text(compose_info.ephemeral_ports_overlay())
+        env_file = self.tmp / "bench.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.cmd = ["docker", "compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), "-f", str(overlay),
+                    "-f", str(REPO / "bench" / "docker-compose.bench.yml"), "--env-file", str(env_file)]
+        self.keep = keep
+        self.ports: dict[str, dict[int, int]] = {}
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([*self.cmd, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{p.stdout[-2000:]}{p.stderr[-3000:]}")
+        return p
+
+    def up(self, services: list[str]) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        self.compose("up", "-d", "--wait", "--no-deps", *services)
+        self.ports = {svc: {t: port for t, (_, port) in ports.items()}
+                      for svc, ports in compose_info.published(self.cmd).items()}
+
+    def down(self) -> None:
+        if not self.keep:
+            self.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def generator_cpus(self) -> float:
+        """The generator's CPU bound, as compose resolves it (docker-compose.bench.yml)."""
+        config = json.loads(self.compose("--profile", "generator", "config", "--format", "json").stdout)
+        return float(config["services"]["telemetrygen"]["cpus"])
+
+    def url(self, service: str, port: int) -> str:
+        return f"http://127.0.0.1:{self.ports[service][port]}"
