@@ -37,7 +37,7 @@ from bench.steps import COLLECTOR, PER_WORKER, run_step  # noqa: E402
 from scripts import validate  # noqa: E402
 
 OUT = {False: REPO / "build" / "bench-stack.json", True: REPO / "build" / "bench-stack-smoke.json"}
-SERVICES = ["prometheus", "jaeger", "otel-collector-volume", "otel-collector", "collector-ceiling"]
+SERVICES = ["prometheus", "jaeger", "volume-init", "otel-collector", "collector-ceiling"]
 # Rate steps (items per second) per signal; --smoke runs the first only, briefly.
 STEPS = {
     "traces": [2500, 5000, 10000, 20000, 40000, 60000],
