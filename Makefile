@@ -8,6 +8,14 @@ VENV_PYTHON := .venv/bin/python
 COMPOSE ?= docker compose
 SERVICE ?=
 SCENARIO ?=
+# Seconds `make up` waits for every service to be healthy (Grafana's first start migrates
+# its database: minutes on a slow laptop) before it fails and says which one is not.
+UP_TIMEOUT ?= 300
+# Start only these services (and not their dependencies), e.g. where an image cannot be had.
+SERVICES ?=
+# $(call compose_up,VAR=value ...): start, wait until healthy; else say which service is not, and why.
+compose_up = $(1) $(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) $(if $(SERVICES),--no-deps $(SERVICES)) \
+	|| { $(1) $(PYTHON) scripts/compose_info.py why $(COMPOSE); exit 1; }
 # The compose files for this Docker engine (scripts/compose_info.py): the stack, plus faster
 # start-up healthchecks where the engine supports them.
 export COMPOSE_FILE ?= $(shell $(PYTHON) scripts/compose_info.py files 2>/dev/null || echo docker-compose.yml)
@@ -32,13 +40,13 @@ env: ## Create .env from .env.example with generated secrets (no-op when present
 	@$(PYTHON) scripts/init_env.py
 
 up: env ## Start the stack and wait until every service is healthy
-	$(COMPOSE) up -d --wait
-	@$(PYTHON) scripts/compose_info.py urls
+	@$(call compose_up,)
+	@$(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 	@echo "Grafana login: user GRAFANA_ADMIN_USER, password GRAFANA_ADMIN_PASSWORD, both in $(CURDIR)/.env"
 
 up-scale: env ## Start the scale-out profile: collector agent + 2 gateways, Alertmanager pair, Prometheus pair + Thanos
-	COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(COMPOSE) up -d --wait
-	@COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(PYTHON) scripts/compose_info.py urls
+	@$(call compose_up,COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml)
+	@COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 
 down: ## Stop and remove the containers, the scale-out ones too (data volumes are kept)
 	$(COMPOSE) down --remove-orphans
@@ -53,7 +61,7 @@ logs: ## Follow logs of every service (or SERVICE=name)
 	$(COMPOSE) logs -f --tail=100 $(SERVICE)
 
 urls: ## Print every published UI and endpoint of the running stack
-	@$(PYTHON) scripts/compose_info.py urls
+	@$(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 
 validate: ## Run the real validators (promtool, amtool, otelcol, jaeger, loki, compose)
 	$(PYTHON) scripts/validate.py
@@ -91,8 +99,7 @@ dashboards: venv ## Regenerate Grafana dashboards JSON from their Python source
 	$(VENV_PYTHON) grafana/generate.py
 
 drill-up: env ## Start the stack with the drill profile (5s scrape/evaluation, short group_wait)
-	PROMETHEUS_CONFIG_FILE=prometheus.drill.yml ALERTMANAGER_CONFIG_FILE=alertmanager.drill.yml \
-	  $(COMPOSE) up -d --wait
+	@$(call compose_up,PROMETHEUS_CONFIG_FILE=prometheus.drill.yml ALERTMANAGER_CONFIG_FILE=alertmanager.drill.yml)
 	@echo "Drill profile on; make up returns to the normal one."
 
 drill: ## Run a fire drill: make drill SCENARIO=<name>

@@ -2,7 +2,12 @@
 """What the Makefile, the drills and the tests ask `docker compose` about the stack.
 
     python3 scripts/compose_info.py files   the compose files for this engine (COMPOSE_FILE)
-    python3 scripts/compose_info.py urls    every published endpoint of the running stack
+    python3 scripts/compose_info.py urls [COMPOSE...]
+                                            every published endpoint of the running stack
+    python3 scripts/compose_info.py why [COMPOSE...]
+                                            which services are not running or not healthy,
+                                            and their last log lines (after a failed `make up`;
+                                            COMPOSE: the compose command, `docker compose`)
 
 Ports are read back from compose (`docker compose ps`), never typed twice: the compose
 file is the one place a port is published.
@@ -128,9 +133,9 @@ def browser_host(address: str) -> str:
     return "localhost" if address in ("127.0.0.1", "0.0.0.0", "") else address
 
 
-def print_urls() -> int:
+def print_urls(compose: list[str] | None = None) -> int:
     try:
-        ports = published()
+        ports = published(compose or None)
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"cannot ask docker compose for the published ports: {exc}", file=sys.stderr)
         return 1
@@ -145,12 +150,44 @@ def print_urls() -> int:
     return 0
 
 
+def not_ready(rows: list[dict]) -> list[dict]:
+    """Rows of services that are neither running healthy nor a one-shot that exited 0."""
+    bad = []
+    for row in rows:
+        state, health = row.get("State", ""), row.get("Health", "")
+        if state == "exited" and row.get("ExitCode") == 0:
+            continue  # a one-shot helper that did its job
+        if state != "running" or health not in ("", "healthy"):
+            bad.append(row)
+    return bad
+
+
+def print_why(compose: list[str] | None = None, tail: int = 30) -> int:
+    """After a failed `make up`: each service that is not ready, and its last log lines."""
+    compose = compose or ["docker", "compose"]
+    bad = not_ready(ps(compose))
+    if not bad:
+        print("every service is running and healthy now")
+        return 0
+    for row in bad:
+        service = row["Service"]
+        print(f"\n== {service}: {row.get('State')} {row.get('Health', '')} {row.get('Status', '')}".rstrip())
+        logs = subprocess.run([*compose, "logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service],
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+        print(logs.stdout.rstrip() or logs.stderr.rstrip() or "(no log lines)")
+    names = ", ".join(row["Service"] for row in bad)
+    print(f"\nnot ready: {names} (`make logs SERVICE=<name>` follows one)")
+    return 1
+
+
 def main(argv: list[str]) -> int:
     if argv == ["files"]:
         print(os.pathsep.join(compose_files()))
         return 0
-    if argv == ["urls"]:
-        return print_urls()
+    if argv[:1] == ["urls"]:
+        return print_urls(argv[1:])
+    if argv[:1] == ["why"]:
+        return print_why(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 

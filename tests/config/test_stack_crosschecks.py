@@ -17,8 +17,9 @@ ONE_SHOT = {n for n, s in ALL_SERVICES.items() if s.get("restart") == "no"}
 SERVICES: dict = {n: s for n, s in ALL_SERVICES.items() if n not in ONE_SHOT}
 CONVENTIONS = (REPO / "docs" / "conventions.md").read_text()
 DEMO_ROLES = {"shop", "inventory", "loadgen", "alert-sink"}
-# Images with no shell or HTTP client (DESIGN.md "Facts that bite").
-NO_HEALTHCHECK_POSSIBLE = {"otel-collector"}
+# Images with no shell or HTTP client (DESIGN.md "Facts that bite"): their healthcheck runs
+# promtool from the collector-probe volume, which volume-init fills from the Prometheus image.
+PROBED = {"otel-collector"}
 BIND = "${BIND_ADDRESS:-127.0.0.1}"
 
 
@@ -144,11 +145,19 @@ def test_go_services_have_a_gomemlimit_below_their_mem_limit(name):
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_healthcheck_where_the_image_allows(name):
     hc = SERVICES[name].get("healthcheck")
-    if name in NO_HEALTHCHECK_POSSIBLE:
-        assert hc is None, f"{name}: its image has no shell or client; a healthcheck would never pass"
-        return
     assert hc and hc.get("test"), f"{name}: no healthcheck"
     test = hc["test"]
+    if name in PROBED:
+        assert test[:4] == ["CMD", "/probe/promtool", "check", "healthy"], test
+        assert "collector-probe:/probe:ro" in SERVICES[name]["volumes"]
+        init = ALL_SERVICES["volume-init"]
+        assert "collector-probe:/v/probe" in init["volumes"] and "cp /bin/promtool /v/probe/promtool" in \
+            " ".join(init["entrypoint"]), "volume-init does not put promtool into the probe volume"
+        assert init["image"] == SERVICES["prometheus"]["image"], "promtool comes from the Prometheus image"
+        # promtool asks /-/healthy: every collector config's health_check answers there.
+        for f in [*(REPO / "otel-collector").glob("config*.yml"), REPO / "bench" / "collector-ceiling.yml"]:
+            health = yaml.safe_load(f.read_text())["extensions"]["health_check"]
+            assert health.get("path") == "/-/healthy" and health["endpoint"] == "0.0.0.0:13133", (f.name, health)
     if name == "loki":  # distroless: only the binary itself
         assert test[:2] == ["CMD", "/usr/bin/loki"] and "-health" in test
     for key in ("interval", "timeout", "retries"):
