@@ -6,6 +6,7 @@ import copy
 import json
 import smtplib
 import socket
+import threading
 from email.message import EmailMessage
 
 import pytest
@@ -460,6 +461,50 @@ def test_smtp_limits_and_malformed_mime(smtp_sink):
     rejected = {r: _value(tel, "alert_sink_rejected_total", {"channel": "email", "reason": r})
                 for r in ("too_many_recipients", "malformed_email")}
     assert rejected == {"too_many_recipients": 1, "malformed_email": 2}
+
+
+def _nested_multipart(depth: int) -> bytes:
+    """A message of `depth` multiparts each inside the other (~66 bytes per level)."""
+    body = b"Content-Type: text/plain\r\n\r\nhello\r\n"
+    for i in range(depth):
+        b = f"b{i}".encode()
+        body = (b"Content-Type: multipart/mixed; boundary=" + b + b"\r\n\r\n--" + b + b"\r\n" + body
+                + b"\r\n--" + b + b"--\r\n")
+    return b"Subject: [FIRING:1] X\r\nMIME-Version: 1.0\r\n" + body
+
+
+def test_too_many_mime_parts_are_refused_before_parsing(smtp_sink):
+    _, port, tel = smtp_sink
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        with pytest.raises(smtplib.SMTPDataError) as exc:
+            smtp.sendmail("a@b", ["c@d"], _nested_multipart(800))  # ~52 KiB, under the size limit
+    assert exc.value.smtp_code == 554 and b"MIME parts" in exc.value.smtp_error
+    assert _value(tel, "alert_sink_rejected_total", {"channel": "email", "reason": "malformed_email"}) == 1
+
+
+def test_a_slow_email_does_not_hold_up_the_http_side(smtp_sink, monkeypatch):
+    """Parsing runs in a worker thread: while one message is being parsed (here: held in
+    the parser until released), the sink still answers HTTP."""
+    from demo_app.alertsink import smtp as smtp_module
+
+    server, port, _ = smtp_sink
+    entered, release = threading.Event(), threading.Event()
+    real = smtp_module.parse_email
+
+    def held(*args):
+        entered.set()
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(smtp_module, "parse_email", held)
+    sender = threading.Thread(target=lambda: smtplib.SMTP("127.0.0.1", port, timeout=60).send_message(_email()))
+    sender.start()
+    try:
+        assert entered.wait(30), "the message never reached the parser"
+        assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    finally:
+        release.set()
+        sender.join(30)
 
 
 def test_smtp_sessions_are_bounded(smtp_sink):

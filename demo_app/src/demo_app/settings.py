@@ -31,7 +31,9 @@ class RoleSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True)
 
-    host: str = "0.0.0.0"
+    # Loopback unless told otherwise: a service started on a laptop is not reachable from
+    # the network. The image sets DEMO_HOST=0.0.0.0 (other containers must reach it).
+    host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     request_logs: bool = True
