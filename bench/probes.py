@@ -10,6 +10,8 @@ import urllib.parse
 import urllib.request
 from typing import Callable
 
+from scripts import compose_info
+
 from .project import Project
 
 
@@ -54,15 +56,15 @@ def drain(project: Project, service: str, timeout: float = 60) -> tuple[bool, fl
         time.sleep(2)
 
 
-# Instant-query APIs that answer in Prometheus' vector format: service -> (port, path).
-QUERY_API = {"prometheus": (9090, "/api/v1/query"), "loki": (3100, "/loki/api/v1/query")}
-
-
 def instant_query(project: Project, service: str, expr: str) -> float:
-    """The sum of an instant query's result vector (PromQL or LogQL)."""
-    port, path = QUERY_API[service]
-    body = json.loads(get(project.url(service, port) + path + "?" + urllib.parse.urlencode({"query": expr})))
-    return sum(float(r["value"][1]) for r in body["data"]["result"])
+    """The sum of an instant query's result vector: PromQL on Prometheus' published port,
+    LogQL on Loki's API from inside the network (Loki publishes no port)."""
+    query = urllib.parse.urlencode({"query": expr})
+    if service == "loki":
+        text = compose_info.fetch_inside(project.cmd, f"http://loki:3100/loki/api/v1/query?{query}")
+    else:
+        text = get(project.url(service, 9090) + "/api/v1/query?" + query).decode()
+    return sum(float(r["value"][1]) for r in json.loads(text)["data"]["result"])
 
 
 def jaeger_spans(project: Project, run_id: str, start: float, end: float, slice_s: float = 2.0) -> int:

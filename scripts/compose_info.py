@@ -35,7 +35,6 @@ ROLES = {
     "prometheus": "metrics, rules, alerts, targets",
     "alertmanager": "alert routing, silences",
     "jaeger": "traces, Monitor tab",
-    "loki": "logs API (browse the logs in Grafana)",
     "alert-sink": "notifications Alertmanager delivered; runbooks at /runbooks/",
     "shop": "demo front service (/api/products)",
     "inventory": "demo back service (/api/items)",
@@ -85,6 +84,16 @@ def published(compose: list[str] | None = None, cwd: Path = REPO) -> dict[str, d
                     continue
                 out.setdefault(row["Service"], {})[int(p["TargetPort"])] = (host, int(p["PublishedPort"]))
     return out
+
+
+def fetch_inside(compose: list[str], url: str, via: str = "prometheus", timeout: float = 60) -> str:
+    """GET `url` from inside the project's network (an unpublished port, such as Loki's or
+    a collector's own metrics), through the busybox wget of the `via` service's image."""
+    p = subprocess.run([*compose, "exec", "-T", via, "wget", "-q", "-O", "-", url], capture_output=True,
+                       text=True, timeout=timeout, cwd=REPO)
+    if p.returncode != 0:
+        raise RuntimeError(f"GET {url} from inside {via} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
+    return p.stdout
 
 
 def load_compose_yaml(path: Path) -> dict:

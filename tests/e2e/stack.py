@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -348,12 +349,17 @@ def jaeger_trace(trace_id: str) -> dict | None:
     return data[0] if data else None
 
 
+def inside_json(stack: Stack, service: str, port: int, path: str, params: dict | None = None) -> Any:
+    """GET a JSON API on a port the stack does not publish (Loki's: nothing a web page can
+    reach), from inside the project's network."""
+    query = ("?" + urlencode(params)) if params else ""
+    return json.loads(compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:{port}{path}{query}"))
+
+
 def collector_metric(stack: Stack, name: str, service: str = "otel-collector", **labels: str) -> float:
     """Sum of a collector's self-metric `name` over the series carrying `labels`, read from
-    its :8888 endpoint inside the network (through Prometheus' busybox wget: the collector
-    image has no shell)."""
-    text = stack.compose("exec", "-T", "prometheus", "wget", "-q", "-O", "-",
-                         f"http://{service}:8888/metrics", timeout=30).stdout
+    its :8888 endpoint inside the network (the collector image has no shell)."""
+    text = compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:8888/metrics", timeout=30)
     total = 0.0
     for line in text.splitlines():
         m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)

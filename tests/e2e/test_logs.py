@@ -13,9 +13,10 @@ from tests.e2e import stack as st
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("logs")]
 
 
-def loki_streams(query: str, window_s: float = 900) -> list[dict]:
+def loki_streams(stack: st.Stack, query: str, window_s: float = 900) -> list[dict]:
+    """Loki's query API, from inside the network: Loki publishes no port (Grafana is its UI)."""
     end = time.time_ns()
-    body = st.get_json("loki", "/loki/api/v1/query_range", params={
+    body = st.inside_json(stack, "loki", 3100, "/loki/api/v1/query_range", params={
         "query": query, "start": end - int(window_s * 1e9), "end": end, "limit": 100,
         "direction": "backward"})
     assert body["status"] == "success", body
@@ -25,7 +26,7 @@ def loki_streams(query: str, window_s: float = 900) -> list[dict]:
 @pytest.mark.services("loki", "otel-collector", "shop", "inventory")
 def test_demo_logs_in_loki_with_service_name_and_trace_id(warm: st.Stack) -> None:
     def streams() -> dict[str, list[dict]]:
-        found = {svc: loki_streams(f'{{service_name="{svc}"}} | trace_id != ""') for svc in ("shop", "inventory")}
+        found = {svc: loki_streams(warm, f'{{service_name="{svc}"}} | trace_id != ""') for svc in ("shop", "inventory")}
         assert all(found.values()), f"log streams with a trace_id per service: { {k: len(v) for k, v in found.items()} }"
         return found
 
@@ -42,7 +43,7 @@ def test_log_trace_id_resolves_in_jaeger(warm: st.Stack) -> None:
     r = requests.get(st.url("shop", "/api/products/1"), headers=headers, timeout=10)
     assert r.status_code == 200, r.text[:300]
     query = f'{{service_name="shop"}} | trace_id = "{trace_id}"'
-    st.poll_until(lambda: loki_streams(query, window_s=300), 120,
+    st.poll_until(lambda: loki_streams(warm, query, window_s=300), 120,
                   f"Loki has a shop log line of the request traced as {trace_id} ({query})", interval=3)
     trace = st.poll_until(lambda: st.jaeger_trace(trace_id), 90,
                           f"the log line's trace_id {trace_id} resolves in Jaeger", interval=2)

@@ -119,3 +119,65 @@ def test_make_urls_lists_every_published_endpoint(stack: st.Stack) -> None:
     assert published and published >= {int(p) for p in urls}, out
     for service, ports in st.ENDPOINTS.items():
         assert any(str(p) in out for p in ports.values()), f"`make urls` does not list {service}:\n{out}"
+
+
+# Every path of a published port that acts (stops, reloads, deletes, ingests, changes a
+# fault or a notification) when asked the right way. A web page in the user's browser can
+# send a GET to any of them (an <img>), so none may act on a GET: each must refuse it, and
+# nothing may have changed afterwards. A service that publishes a port must be listed here.
+# Loki is not published at all: it stops on a GET of /ingester/shutdown.
+ACTING_PATHS = {
+    "prometheus": ["/-/quit", "/-/reload", "/api/v1/admin/tsdb/snapshot",
+                   "/api/v1/admin/tsdb/delete_series?match[]=up", "/api/v1/admin/tsdb/clean_tombstones"],
+    "alertmanager": ["/-/reload", "/api/v2/silence/00000000-0000-0000-0000-000000000000"],
+    "grafana": ["/api/admin/provisioning/dashboards/reload", "/api/snapshots", "/api/admin/users"],
+    "jaeger": [],  # the query API only reads
+    "otel-collector": ["/v1/traces", "/v1/metrics", "/v1/logs"],
+    "shop": ["/admin/faults", "/api/checkout"],
+    "inventory": ["/admin/faults", "/api/items/1/reserve"],
+    "alert-sink": ["/webhook", "/slack/critical"],
+}
+# The port of a service that publishes several.
+HTTP_PORT = {"otel-collector": 4318}
+
+
+def _state(stack: st.Stack) -> dict:
+    """What a GET that acted would change: containers (restarted or stopped), reloads,
+    the fault switches, the alert sink's store."""
+    s = {"containers": {svc: row.get("State") for svc, row in stack.containers().items()
+                        if svc not in stack.plan.one_shot}}
+    running = stack.running()
+    ids = {svc: row["ID"] for svc, row in stack.containers().items() if svc in running}
+    s["started"] = {svc: subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", cid],
+                                        capture_output=True, text=True).stdout.strip() for svc, cid in ids.items()}
+    if "prometheus" in running:
+        s["prometheus_config"] = st.get_json("prometheus", "/api/v1/status/runtimeinfo")["data"]["lastConfigTime"]
+    if "alertmanager" in running:
+        s["alertmanager_config"] = _metric(requests.get(st.url("alertmanager", "/metrics"), timeout=10).text,
+                                           "alertmanager_config_last_reload_success_timestamp_seconds")
+    for svc in ("shop", "inventory"):
+        if svc in running:
+            s[f"{svc}_faults"] = requests.get(st.url(svc, "/admin/faults"), headers=stack.admin_headers, timeout=10).json()
+    if "alert-sink" in running:
+        s["sink_stored"] = st.get_json("alert-sink", "/api/notifications", params={"limit": 1})["stored_notifications"]
+    return s
+
+
+def test_no_get_on_a_published_port_changes_anything(stack: st.Stack) -> None:
+    unlisted = set(st.ENDPOINTS) - set(ACTING_PATHS)
+    assert not unlisted, f"published services without a list of their acting paths: {sorted(unlisted)}"
+    assert "loki" not in st.ENDPOINTS, "Loki is published: any web page could GET /ingester/shutdown"
+    before = _state(stack)
+    acted = []
+    for svc, paths in ACTING_PATHS.items():
+        if svc not in st.ENDPOINTS:
+            continue  # not running here (its image is missing)
+        for path in paths:
+            r = requests.get(st.url(svc, path, port=HTTP_PORT.get(svc)), timeout=10, allow_redirects=False)
+            if r.ok:
+                acted.append((svc, path, r.status_code))
+    time.sleep(2)  # a quit or a reload would have happened by now
+    after = _state(stack)
+    assert not acted, f"GET answered 2xx on an acting path (service, path, status): {acted}"
+    changed = {k: (before[k], after.get(k)) for k in before if before[k] != after.get(k)}
+    assert not changed, f"a GET changed the stack: {changed}"
