@@ -77,8 +77,8 @@ reload: ## Reload Prometheus and Alertmanager config without a restart (SIGHUP)
 	$(COMPOSE) kill -s SIGHUP prometheus alertmanager
 	@echo "Sent SIGHUP: Prometheus and Alertmanager re-read their config (see make logs SERVICE=prometheus)."
 
-grafana-password: ## Change the Grafana admin password in the running Grafana and in .env (NEW=... or generated)
-	@$(PYTHON) scripts/grafana_password.py $(if $(NEW),--new "$(NEW)")
+grafana-password: ## Change the Grafana admin password in Grafana and .env (generated, or NEW_FILE=path, NEW_FILE=- to type it)
+	@$(PYTHON) scripts/grafana_password.py $(if $(NEW_FILE),--new-file "$(NEW_FILE)")
 
 clean: ## Stop the stack and DELETE its data volumes (metrics, logs, dashboards state)
 	$(COMPOSE) down -v --remove-orphans

@@ -35,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+import envfile  # noqa: E402
 from compose_info import published  # noqa: E402
 
 
@@ -157,14 +158,7 @@ def get_json(url: str) -> object:
 
 
 def admin_token() -> str:
-    token = os.environ.get("DEMO_ADMIN_TOKEN", "").strip()
-    env_file = REPO / ".env"
-    if not token and env_file.exists():
-        for line in env_file.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip() == "DEMO_ADMIN_TOKEN":
-                token = value.strip().strip('"').strip("'")
-    return token
+    return os.environ.get("DEMO_ADMIN_TOKEN", "").strip() or envfile.read(REPO / ".env").get("DEMO_ADMIN_TOKEN", "")
 
 
 def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""`make grafana-password [NEW=...]`: change the Grafana admin password for real.
+"""`make grafana-password [NEW_FILE=path|-]`: change the Grafana admin password for real.
 
-Grafana reads GF_SECURITY_ADMIN_PASSWORD(__FILE) on its first start only; after that the
+Grafana reads GF_SECURITY_ADMIN_PASSWORD__FILE on its first start only; after that the
 password lives in Grafana's database, so editing .env alone changes nothing. This logs in
 to the running Grafana with the password from .env, changes it through Grafana's HTTP API
-(PUT /api/user/password), and only then writes the new one into .env (kept mode 0600).
-Without NEW a random password is generated.
+(PUT /api/user/password), and only then writes the new one into .env and its secret file.
+The new password comes from a file, or from standard input (`-`; typed at a prompt when
+it is a terminal), never from the command line, where `ps` and the shell's history would
+show it. Without one a random password is generated.
 
-    python3 scripts/grafana_password.py [--new PASSWORD] [--env-file .env] [--url URL]
+    python3 scripts/grafana_password.py [--new-file PATH|-] [--env-file .env] [--url URL]
 
 Standard library only.
 """
@@ -15,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import json
-import os
-import re
 import secrets
 import sys
 import urllib.error
@@ -25,23 +26,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import envfile  # noqa: E402
 from compose_info import REPO, browser_host, published  # noqa: E402
-
-
-def read_env(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"^(\w+)=(.*)$", path.read_text(), re.MULTILINE))
-
-
-def write_password(path: Path, password: str) -> None:
-    text = path.read_text()
-    line = f"GRAFANA_ADMIN_PASSWORD={password}"
-    text, n = re.subn(r"^GRAFANA_ADMIN_PASSWORD=.*$", lambda _: line, text, flags=re.MULTILINE)
-    if n == 0:
-        text += ("" if text.endswith("\n") else "\n") + line + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
 
 
 def grafana_url() -> str:
@@ -70,21 +56,32 @@ def change(url: str, user: str, old: str, new: str) -> None:
         raise SystemExit(f"cannot reach Grafana at {url}: {exc.reason}")
 
 
+def new_password(source: str | None) -> str:
+    """From a file, from standard input (`-`), or generated."""
+    if source is None:
+        return secrets.token_urlsafe(24)
+    if source == "-":
+        return (getpass.getpass("New Grafana password: ") if sys.stdin.isatty() else sys.stdin.readline()).strip()
+    return Path(source).read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--new", help="the new password (default: generated)")
+    ap.add_argument("--new-file", help="a file holding the new password, or - for standard input "
+                                       "(default: generated)")
     ap.add_argument("--env-file", type=Path, default=REPO / ".env")
     ap.add_argument("--url", help="Grafana's URL (default: read from docker compose)")
     a = ap.parse_args(argv)
     if not a.env_file.exists():
         raise SystemExit(f"{a.env_file} does not exist: run make up first")
-    env = read_env(a.env_file)
+    env = envfile.read(a.env_file)
     user, old = env.get("GRAFANA_ADMIN_USER") or "admin", env.get("GRAFANA_ADMIN_PASSWORD", "")
-    new = a.new or secrets.token_urlsafe(24)
+    new = new_password(a.new_file)
     if len(new) < 12:
         raise SystemExit("choose a password of 12 characters or more")
     change(a.url or grafana_url(), user, old, new)
-    write_password(a.env_file, new)
+    envfile.set_value(a.env_file, "GRAFANA_ADMIN_PASSWORD", new)
+    envfile.write_secrets(envfile.read(a.env_file), envfile.secrets_dir(a.env_file))
     print(f"Grafana password of {user!r} changed; the new one is GRAFANA_ADMIN_PASSWORD in {a.env_file}")
     return 0
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Create .env from .env.example (first run) and fill empty secrets with random values.
+"""Create .env from .env.example (first run) and fill empty secrets with random values;
+then write every secret to its file under .secrets/, where compose takes it from
+(scripts/envfile.py).
 
 Idempotent: existing values are never changed, so `make up` can call it every time. A
 setting .env.example gained since .env was made (an older checkout) is appended with its
-default, so compose finds every variable it needs. Prints where the Grafana password is.
+default, so compose finds every variable it needs. .env is replaced atomically (a
+temporary file renamed over it), owner-only. Prints where the Grafana password is.
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import envfile  # noqa: E402
 
 SECRETS = ("GRAFANA_ADMIN_PASSWORD", "DEMO_ADMIN_TOKEN")
 
@@ -51,11 +56,8 @@ def main(root: Path) -> int:
     text, added = add_missing(text, example.read_text())
     out, filled = fill(text)
     if created or filled or added:
-        # Owner-only before the secrets are written.
-        fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(out)
-        os.chmod(env, 0o600)
+        envfile.write_atomic(env, out)
+    envfile.write_secrets(envfile.parse(out), envfile.secrets_dir(env))
     if created:
         print(f"Created {env} from .env.example with generated {', '.join(filled)}.")
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import validate, venv
+from scripts import envfile, init_env, venv
 from tests.tooling import COMPOSE_FILE, REPO, require_image
 
 
@@ -65,25 +65,43 @@ def _compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.fixture
 def busybox_env(tmp_path):
     """Environment running the grafana service on a busybox image (Prometheus' image has
-    one), with its own project name and none of the user's .env."""
+    one), with its own project name, its own secrets folder and none of the user's .env."""
     image = require_image("PROMETHEUS_IMAGE")
-    env = validate.compose_env(tmp_path)
-    env.update(GRAFANA_IMAGE=image, COMPOSE_PROJECT_NAME=f"secrets-{uuid.uuid4().hex[:8]}")
+    env = {**os.environ, "GRAFANA_IMAGE": image, "COMPOSE_PROJECT_NAME": f"secrets-{uuid.uuid4().hex[:8]}",
+           "SECRETS_DIR": str(tmp_path / "secrets")}
     yield env
     _compose("down", "--volumes", "--remove-orphans", env=env)
 
 
-def test_grafana_password_is_a_file_not_an_environment_variable(busybox_env):
-    password = f"pw-{uuid.uuid4().hex}"
-    env = {**busybox_env, "GRAFANA_ADMIN_PASSWORD": password}
-    up = _compose("run", "-d", "--no-deps", "--name", env["COMPOSE_PROJECT_NAME"], "--entrypoint", "sleep",
-                  "grafana", "300", env=env)
+def test_make_env_writes_every_secret_to_its_own_file(tmp_path, monkeypatch):
+    shutil.copy(REPO / ".env.example", tmp_path / ".env.example")
+    monkeypatch.delenv("SECRETS_DIR", raising=False)
+    assert init_env.main(tmp_path) == 0
+    values = envfile.read(tmp_path / ".env")
+    folder = tmp_path / ".secrets"
+    assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)
+    for var, name in envfile.SECRET_FILES.items():
+        assert (folder / name).read_text() == values.get(var, ""), name
+    assert len(values["GRAFANA_ADMIN_PASSWORD"]) >= 24 and len(values["DEMO_ADMIN_TOKEN"]) >= 24
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+
+
+def test_secrets_are_files_never_variables(busybox_env):
+    password, token = f"pw-{uuid.uuid4().hex}", f"tok-{uuid.uuid4().hex}"
+    envfile.write_secrets({"GRAFANA_ADMIN_PASSWORD": password, "DEMO_ADMIN_TOKEN": token},
+                         Path(busybox_env["SECRETS_DIR"]))
+    config = _compose("config", env=busybox_env)
+    assert config.returncode == 0, config.stderr
+    assert password not in config.stdout and token not in config.stdout, "`docker compose config` prints a secret"
+    up = _compose("run", "-d", "--no-deps", "--name", busybox_env["COMPOSE_PROJECT_NAME"], "--entrypoint", "sleep",
+                  "grafana", "300", env=busybox_env)
     assert up.returncode == 0, up.stdout + up.stderr
-    name = env["COMPOSE_PROJECT_NAME"]
+    name = busybox_env["COMPOSE_PROJECT_NAME"]
     try:
         inspect = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True,
                                             check=True).stdout)[0]
         assert password not in json.dumps(inspect), "the password is visible in `docker inspect`"
+        assert inspect["HostConfig"]["ReadonlyRootfs"], "grafana runs on a writable root filesystem"
         path = next(v for k, v in (e.split("=", 1) for e in inspect["Config"]["Env"])
                     if k == "GF_SECURITY_ADMIN_PASSWORD__FILE")
         got = subprocess.run(["docker", "exec", name, "cat", path], capture_output=True, text=True)
@@ -93,7 +111,6 @@ def test_grafana_password_is_a_file_not_an_environment_variable(busybox_env):
 
 
 def test_compose_refuses_to_start_grafana_without_a_password(busybox_env):
-    env = {k: v for k, v in busybox_env.items() if k != "GRAFANA_ADMIN_PASSWORD"}
-    p = _compose("up", "-d", "--no-deps", "grafana", env=env)
-    assert p.returncode != 0, "grafana started without GRAFANA_ADMIN_PASSWORD"
-    assert "GRAFANA_ADMIN_PASSWORD" in p.stdout + p.stderr, p.stdout + p.stderr
+    p = _compose("up", "-d", "--no-deps", "grafana", env=busybox_env)  # no secrets written
+    assert p.returncode != 0, "grafana started without its password file"
+    assert "grafana_admin_password" in p.stdout + p.stderr, p.stdout + p.stderr

@@ -177,7 +177,11 @@ def test_least_privilege(name):
     assert svc.get("cap_drop") == ["ALL"], f"{name}: capabilities not dropped"
     if name not in ONE_SHOT:
         assert not svc.get("cap_add"), f"{name} adds capabilities {svc['cap_add']}"
-        assert str(svc.get("user", "")).split(":")[0] not in ("0", "root"), f"{name} runs as root"
+        # Explicit, so that an image whose default user changes cannot make it root.
+        user = str(svc.get("user", ""))
+        assert re.fullmatch(r"[1-9]\d*:\d+", user), f"{name}: user {user!r} is not an explicit non-root uid:gid"
+        assert svc.get("read_only") is True, f"{name}: writable root filesystem"
+        assert 0 < int(svc.get("pids_limit", 0)) <= 4096, f"{name}: no pids_limit"
     assert svc.get("network_mode") != "host" and svc.get("pid") != "host"
     for vol in svc.get("volumes", []):
         src, dst, *mode = vol.split(":")

@@ -23,7 +23,7 @@ def _run(check: validate.Check, root: Path = REPO) -> subprocess.CompletedProces
         if shutil.which("docker") is None:
             pytest.skip("docker CLI not found (needed for `docker compose config`)")
         return subprocess.run([check.entrypoint, *check.args], capture_output=True, text=True,
-                              env=validate.compose_env(root), cwd=root, timeout=120)
+                              cwd=root, timeout=120)
     return run_tool(check.var, check.entrypoint, *check.args, mounts=check.mounts)
 
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 from testcontainers.compose import DockerCompose
 
-from scripts import compose_info
+from scripts import compose_info, envfile
 from tests.tooling import COMPOSE_FILE, REPO, image_available, image, required_images
 
 T = TypeVar("T")
@@ -187,23 +187,19 @@ def missing_required(plan: Plan) -> list[str]:
 
 # ---------------------------------------------------------------- env for the compose run
 
-def generated_env(project: str, drill: dict[str, str]) -> dict[str, str]:
+def generated_env(project: str, drill: dict[str, str], workdir) -> dict[str, str]:
     """What `make up` would put into .env, with fresh secrets: .env.example's values
-    (if present), generated GRAFANA_ADMIN_PASSWORD and DEMO_ADMIN_TOKEN, loopback binds."""
-    env: dict[str, str] = {}
-    example = REPO / ".env.example"
-    if example.exists():
-        for line in example.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                env[key.strip()] = value.strip().strip('"').strip("'")
+    (if present), generated GRAFANA_ADMIN_PASSWORD and DEMO_ADMIN_TOKEN, loopback binds;
+    the secrets also as files under workdir/secrets (SECRETS_DIR), as `make up` does."""
+    env = envfile.read(REPO / ".env.example")
     env.update(
         COMPOSE_PROJECT_NAME=project,
         GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(18),
         DEMO_ADMIN_TOKEN=secrets.token_urlsafe(24),
         **drill,
     )
+    env["SECRETS_DIR"] = str(workdir / "secrets")
+    envfile.write_secrets(env, workdir / "secrets")
     return env
 
 
@@ -427,7 +423,7 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
     the Stack and tears it down with its volumes (E2E_KEEP=1 leaves it running). The
     time to healthy, the stand-ins and each container's peak memory go to `measurements`."""
     plan = plan_stack(tuple(files))
-    env = generated_env(project, extra_env)
+    env = generated_env(project, extra_env, workdir)
     env_file = workdir / "session.env"
     overlay = workdir / "ports.yml"
     overlay.write_text(compose_info.ephemeral_ports_overlay(*files, host=HOST))

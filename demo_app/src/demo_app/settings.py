@@ -8,6 +8,7 @@ Every variable has the DEMO_ prefix (DEMO_PORT, DEMO_FAULT_ERROR_RATIO, ...).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -58,12 +59,24 @@ class ServiceSettings(RoleSettings):
     """shop and inventory: the fault switch, its token, readiness."""
 
     admin_token: SecretStr = SecretStr("")
+    # Or the file that holds it (a compose secret, /run/secrets/...): read at start.
+    admin_token_file: str = ""
     readiness_interval_s: float = Field(5.0, ge=0.05, le=3600)
     # The fault switch's state at start (the same bounds as POST /admin/faults).
     fault_error_ratio: float = Field(0.0, ge=0.0, le=1.0)
     fault_latency_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
     fault_latency_jitter_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
     fault_outage: bool = False
+
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> "ServiceSettings":
+        if self.admin_token_file:
+            try:
+                self.admin_token = SecretStr(Path(self.admin_token_file).read_text().strip())
+            except OSError as exc:
+                raise ValueError(f"{PREFIX}ADMIN_TOKEN_FILE={self.admin_token_file}: {exc.strerror}") from None
+        return self
 
 
 class ShopSettings(ServiceSettings):

@@ -1,0 +1,82 @@
+"""The stack's settings file (.env) and the secret files compose hands to containers.
+
+One reader and one writer for .env (init_env.py, grafana_password.py, the drills and the
+tests all use these), and the secrets: every secret in .env is also written to a file of
+its own under SECRETS_DIR (default .secrets/ beside .env), which compose mounts at
+/run/secrets/<name>. A file, not an environment variable: it shows neither in
+`docker inspect` nor in `docker compose config`, and a read-only container can take it
+(compose can hand a read-only container a secret only as a file).
+
+Standard library only (runs before the project's virtual environment exists).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+# .env variable -> the secret's name in docker-compose.yml (its file under SECRETS_DIR).
+SECRET_FILES = {
+    "GRAFANA_ADMIN_PASSWORD": "grafana_admin_password",
+    "DEMO_ADMIN_TOKEN": "demo_admin_token",
+    "SLACK_WEBHOOK_URL": "slack_webhook_url",
+    "SMTP_AUTH_PASSWORD": "smtp_auth_password",
+}
+LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+
+
+def parse(text: str) -> dict[str, str]:
+    """NAME=value lines (quotes around a value stripped); comments and blanks ignored."""
+    out = {}
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if m:
+            value = m.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            out[m.group(1)] = value
+    return out
+
+
+def read(path: Path) -> dict[str, str]:
+    return parse(path.read_text()) if path.exists() else {}
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Writes `text` to a temporary file beside `path` and renames it over `path`: a
+    reader sees the old file or the new one, never half of one; `mode` from the start."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def set_value(path: Path, name: str, value: str) -> None:
+    """Sets NAME=value in the .env file at `path` (appended when absent), atomically."""
+    text = path.read_text() if path.exists() else ""
+    line = f"{name}={value}"
+    text, n = re.subn(rf"^{name}=.*$", lambda _: line, text, flags=re.MULTILINE)
+    if n == 0:
+        text += ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+    write_atomic(path, text)
+
+
+def secrets_dir(env_file: Path) -> Path:
+    return Path(os.environ.get("SECRETS_DIR") or env_file.parent / ".secrets")
+
+
+def write_secrets(values: dict[str, str], directory: Path) -> list[str]:
+    """Writes every secret of `values` to its file in `directory` (mode 0700), each file
+    readable by the container's user (0644: containers run as their own uids). Returns
+    the names written."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for var, name in SECRET_FILES.items():
+        write_atomic(directory / name, values.get(var, ""), mode=0o644)
+    return list(SECRET_FILES.values())
