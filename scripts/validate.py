@@ -110,7 +110,7 @@ def checks(root: Path = REPO) -> list[Check]:
     loki = root / "loki" / "loki.yml"
     if loki.exists():
         out.append(Check("loki -verify-config loki/loki.yml", "LOKI_IMAGE", "/usr/bin/loki",
-                         ["-config.file=/etc/loki/loki.yml", "-verify-config"],
+                         ["-config.file=/etc/loki/loki.yml", "-config.expand-env=true", "-verify-config"],
                          {loki.parent: "/etc/loki"}, [_rel(root, loki)]))
     return out
 

@@ -295,7 +295,12 @@ def test_prometheus_alerting_and_rules():
         for t in am["static_configs"][0]["targets"]:
             _assert_listens(t, "prometheus alerting")
     assert prom["rule_files"] == ["rules/*.yml"]
-    assert prom["storage"]["tsdb"]["retention"], "retention must be bounded"
+    # Retention is set by flags from the environment (compose), which a retention section
+    # in the file would override.
+    assert "retention" not in prom["storage"]["tsdb"], "prometheus.yml's retention would override the flags"
+    flags = " ".join(SERVICES["prometheus"]["command"])
+    assert "--storage.tsdb.retention.time=${PROMETHEUS_RETENTION_TIME:-" in flags
+    assert "--storage.tsdb.retention.size=${PROMETHEUS_RETENTION_SIZE:-" in flags
 
 
 OTEL = yaml.safe_load((REPO / "otel-collector" / "config.yml").read_text())
