@@ -29,7 +29,7 @@ $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),
 export $(TWIN_VARS)
 endif
 
-.PHONY: help up up-scale down restart ps logs urls validate venv test reload clean uninstall \
+.PHONY: help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
         twins bench bench-stack dashboards drill-up drill drill-reset env grafana-password
 
 help: ## Show this help
@@ -56,6 +56,9 @@ restart: ## Restart every service (or SERVICE=name)
 
 ps: ## Show services and their health
 	$(COMPOSE) ps
+
+disk: ## Each volume's use against its bound (README, "Bounds")
+	@$(PYTHON) scripts/bounds.py $(COMPOSE)
 
 logs: ## Follow logs of every service (or SERVICE=name)
 	$(COMPOSE) logs -f --tail=100 $(SERVICE)

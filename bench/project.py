@@ -15,14 +15,19 @@ PROJECT = "obs-bench"
 
 
 class Project:
-    def __init__(self, env: dict[str, str], keep: bool):
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    """`extra_files`: compose files layered last (a test's settings); `name`: the compose
+    project's name (obs-bench unless another tool reuses this one)."""
+
+    def __init__(self, env: dict[str, str], keep: bool, extra_files: tuple | list = (), name: str = PROJECT):
+        self.name = name
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         overlay = self.tmp / "ports.yml"
         overlay.write_text(compose_info.ephemeral_ports_overlay())
         env_file = self.tmp / "bench.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        self.cmd = ["docker", "compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), "-f", str(overlay),
-                    "-f", str(REPO / "bench" / "docker-compose.bench.yml"), "--env-file", str(env_file)]
+        files = [REPO / "docker-compose.yml", overlay, REPO / "bench" / "docker-compose.bench.yml", *extra_files]
+        self.cmd = ["docker", "compose", "-p", name, *(a for f in files for a in ("-f", str(f))),
+                    "--env-file", str(env_file)]
         self.keep = keep
         self.ports: dict[str, dict[int, int]] = {}
 
@@ -35,6 +40,14 @@ class Project:
     def up(self, services: list[str]) -> None:
         self.compose("down", "--volumes", "--remove-orphans", check=False)
         self.compose("up", "-d", "--wait", "--no-deps", *services)
+        self.read_ports()
+
+    def start(self, *services: str) -> None:
+        """Starts stopped services again (Docker picks new host ports for them)."""
+        self.compose("up", "-d", "--wait", "--no-deps", *services)
+        self.read_ports()
+
+    def read_ports(self) -> None:
         self.ports = {svc: {t: port for t, (_, port) in ports.items()}
                       for svc, ports in compose_info.published(self.cmd).items()}
 

@@ -16,10 +16,11 @@ class Stats(threading.Thread):
 
     POLL_S = 0.5
 
-    def __init__(self):
+    def __init__(self, project: str = PROJECT):
         super().__init__(daemon=True)
         import docker
 
+        self.project = project
         self.client = docker.from_env()
         self.service: dict[str, str] = {}  # container id -> compose service
         self.cpu_ns: dict[str, tuple[int, int]] = {}  # container id -> (CPU ns at first sight, latest)
@@ -28,7 +29,7 @@ class Stats(threading.Thread):
         self._stop_event = threading.Event()
 
     def poll(self) -> None:
-        for c in self.client.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"}):
+        for c in self.client.containers.list(filters={"label": f"com.docker.compose.project={self.project}"}):
             try:
                 s = self.client.api.stats(c.id, stream=False, one_shot=True)
                 cpu_ns = s["cpu_stats"]["cpu_usage"]["total_usage"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.project import Project  # noqa: E402
+from bench.project import PROJECT, Project  # noqa: E402
 from bench.report import report  # noqa: E402
 from bench.steps import COLLECTOR, PER_WORKER, run_step  # noqa: E402
 from scripts import validate  # noqa: E402
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     signals = [s for s in a.signals.split(",") if s]
     duration = 8.0 if a.smoke else a.duration
     # The services it runs take no secret: none is written.
-    env = {"COMPOSE_PROJECT_NAME": "obs-bench"}
+    env = {"COMPOSE_PROJECT_NAME": PROJECT}
     env.update({k: v for k, v in os.environ.items() if k.endswith("_IMAGE") or k.startswith("BENCH_")})
     project = Project(env, keep=a.keep)
     steps = []

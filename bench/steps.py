@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import probes
-from .project import PROJECT, Project
+from .project import Project
 from .resources import Stats
 
 # The collector each leg offers its load to: the stack's, or the one that discards it.
@@ -158,7 +158,7 @@ def generate(project: Project, signal: str, endpoint: str, rate: int, seconds: f
     counted = True
     while left > 0:
         t0 = time.monotonic()
-        out = project.compose("run", "--rm", "--no-deps", "--name", f"{PROJECT}-generator", "telemetrygen", *args,
+        out = project.compose("run", "--rm", "--no-deps", "--name", f"{project.name}-generator", "telemetrygen", *args,
                               f"--duration={min(run_s, left):g}s", timeout=run_s + 120)
         time.sleep(2 * Arrivals.POLL_S)  # the last batch's arrival is sampled
         window += arrivals.window(t0, time.monotonic())
@@ -190,7 +190,7 @@ def run_step(project: Project, signal: str, target: str, rate: int, duration: fl
     run_id = secrets.token_hex(4)
     step = Step(signal, target, rate, duration, generator_cpus=generator_cpus)
     before = probes.counters(project, service)
-    stats, arrivals = Stats(), Arrivals(project, service, item)
+    stats, arrivals = Stats(project.name), Arrivals(project, service, item)
     stats.poll()  # the containers already running, before the generator starts
     stats.start()
     arrivals.start()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,13 @@ ROLES = {
     "otel-collector": "OTLP in: send your own telemetry here",
 }
 NON_HTTP = {4317}  # OTLP/gRPC
+
+
+def env_default(text: str, var: str) -> str:
+    """The default a config text gives VAR: `${VAR:-default}` (compose, Loki) or
+    `${env:VAR:-default}` (the OpenTelemetry collector, Jaeger); "" when it gives none."""
+    m = re.search(r"\$\{(?:env:)?" + re.escape(var) + r":-([^}]*)\}", text)
+    return m.group(1) if m else ""
 
 
 def engine_api_version() -> tuple[int, ...] | None:

@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Alerts first: the error alert's burn-rate windows span the whole (short) history of a
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
-    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "resilience": 9, "scale-out": 10, "capacity": 11}
+    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11, "capacity": 12}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -191,6 +191,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if lat := m.get("latency_without_collector_s"):
         tr.write_line(f"shop latency with the collector stopped: median {lat['median_during']} s "
                       f"(before: {lat['median_before']} s), max {lat['max_during']} s")
+    for what, counted in m.get("restarts", {}).items():
+        tr.write_line(f"kept: {what}: {counted}")
     for scenario, counts in m.get("no_loss", {}).items():
         tr.write_line(f"no loss: {scenario}: " + (", ".join(f"{k} {v}" for k, v in counts.items())
                                                   if isinstance(counts, dict) else str(counts)))
@@ -215,6 +217,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for key, value in scale.items():
         if key[0].isupper() or " " in key:  # the figures the scale-out tests recorded
             tr.write_line(f"scale-out: {key}: {value}")
+    for key, value in m.get("bounds", {}).items():
+        tr.write_line(f"bounds: {key}: {value}")
     for key, value in m.get("bench_smoke", {}).items():
         tr.write_line(f"capacity smoke: {key}: {value}")
     tr.write_line(f"written to {RESULTS_FILE.relative_to(REPO)}")

@@ -43,6 +43,7 @@ SIGNALS: dict[str, tuple[str, ...]] = {
     "no-loss": ("jaeger", "otel-collector", "prometheus", "alertmanager", "alert-sink", "loki", "shop",
                 "inventory", "loadgen"),
     "resilience": ("otel-collector", "prometheus", "shop", "inventory", "jaeger"),
+    "restarts": ("prometheus", "jaeger", "alertmanager", "alert-sink", "otel-collector", "shop", "inventory", "loki"),
 }
 
 

@@ -86,18 +86,26 @@ def test_traces_started_while_jaeger_is_down_all_arrive(warm: st.Stack) -> None:
 @pytest.mark.services("jaeger", "otel-collector", "prometheus", "shop", "inventory", "loadgen")
 def test_collector_restart_keeps_what_it_queued_for_a_down_backend(warm: st.Stack) -> None:
     exporter = {"exporter": "otlp_grpc/jaeger"}
-    # Only this test's traces flow meanwhile: what the queue holds is ours to count.
+    # Only this test's traces flow meanwhile (the load generator is stopped): what enters
+    # the collector is ours to count.
     warm.compose("stop", "loadgen")
     warm.compose("stop", "jaeger")
     try:
-        empty = st.collector_metric(warm, "otelcol_exporter_queue_size", **exporter)
+        def counts() -> tuple[float, float, float]:
+            return (st.collector_metric(warm, "otelcol_receiver_accepted_spans"),
+                    st.collector_metric(warm, "otelcol_exporter_sent_spans", **exporter),
+                    st.collector_metric(warm, "otelcol_exporter_queue_size", **exporter))  # bytes
+
+        before = counts()
         sent = traced_requests(seconds=10, rate=5)
         # The demo's SDK exports its spans every 5 s (OTEL_BSP_SCHEDULE_DELAY): after two
         # rounds every span of these traces is in the collector, queued (on disk) for Jaeger.
         time.sleep(12)
-        queued = st.collector_metric(warm, "otelcol_exporter_queue_size", **exporter) - empty
+        after = counts()
+        queued = after[0] - before[0]  # accepted, and none of it sent: all in the queue
         assert queued >= SPANS_PER_TRACE * len(sent), (
-            f"{queued:.0f} spans queued for {len(sent)} traces of {SPANS_PER_TRACE} spans")
+            f"the collector accepted {queued:.0f} spans for {len(sent)} traces of {SPANS_PER_TRACE} spans")
+        assert after[1] == before[1] and after[2] > before[2], f"sent/queued bytes before {before}, after {after}"
         warm.compose("stop", "otel-collector")
         warm.compose("start", "otel-collector")
     finally:
@@ -204,7 +212,11 @@ FLUSH_S = 15  # the span_metrics connector's metrics_flush_interval (otel-collec
 def test_prometheus_restart_loses_no_span_metric_points(warm: st.Stack) -> None:
     span_series = 'traces_span_metrics_calls_total{service_name="shop", span_name="GET /api/products/{product_id}", status_code="STATUS_CODE_UNSET"}'
     scraped = 'up{job="shop"}'
-    st.poll_until(lambda: st.prom_query(span_series), 120, f"{span_series} exists")
+    # A series of the running collector (a restart starts a new one) old enough to have
+    # points before the outage's margin.
+    st.poll_until(lambda: any(s[0] <= time.time() - 4 * FLUSH_S for s in series_samples(span_series, 900).values()
+                              if s[-1] >= time.time() - 2 * FLUSH_S), 180,
+                  f"{span_series} has points from a minute back", interval=5)
     t_stop = time.time()
     warm.compose("stop", "prometheus")
     time.sleep(45)  # three span-metric flushes (every 15 s) wait in the collector's queue
