@@ -8,6 +8,11 @@ VENV_PYTHON := .venv/bin/python
 COMPOSE ?= docker compose
 SERVICE ?=
 SCENARIO ?=
+DAYS ?= 30
+SEED ?= 1
+ENDING ?= calm
+MINUTES ?= 30
+FAULTS ?=
 # Seconds `make up` waits for every service to be healthy (Grafana's first start migrates
 # its database: minutes on a slow laptop) before it fails and says which one is not.
 UP_TIMEOUT ?= 300
@@ -30,7 +35,7 @@ export $(TWIN_VARS)
 endif
 
 .PHONY: help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
-        twins bench bench-stack dashboards drill-up drill drill-reset env grafana-password
+        twins bench bench-stack dashboards drill-up drill drill-reset history chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value]"
@@ -111,3 +116,15 @@ drill: ## Run a fire drill: make drill SCENARIO=<name>
 
 drill-reset: ## Clear every fault switch and start the services a drill stopped
 	$(PYTHON) drills/drill.py --reset
+
+history: ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
+	$(PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)
+
+chaos: ## Faults that come and go by themselves, in the background (SEED=1 MINUTES=30 FAULTS=a,b)
+	@$(PYTHON) drills/chaos.py start --seed $(SEED) --minutes $(MINUTES) $(if $(FAULTS),--faults $(FAULTS)) $(COMPOSE)
+
+chaos-stop: ## Stop the background chaos run (its faults are cleared)
+	@$(PYTHON) drills/chaos.py stop
+
+scorecard: venv ## Score the newest chaos run (or LOG=..., MANIFEST=build/history-manifest.json): table, JSON, PNG
+	$(VENV_PYTHON) drills/scorecard.py $(if $(LOG),--log $(LOG)) $(if $(MANIFEST),--manifest $(MANIFEST)) $(COMPOSE)

@@ -45,6 +45,9 @@ class Fault:
     needs: tuple = ()
     # The history (`make history ENDING=...`) the fault needs underneath, if any.
     history: str = ""
+    # Seconds the expected alerts need to reach the sink in the drill profile: the fault
+    # scheduler holds a fault at least this long, the scorecard waits this long for them.
+    detect_s: int = 40
 
     @property
     def services(self) -> tuple:
@@ -57,6 +60,7 @@ FAULTS = {f.name: f for f in (
         faults={"shop": {"error_ratio": 1.0}},
         expect=(Expect("DemoErrorBudgetBurnFast", {"service": "shop"}),),
         note="The 1h and 5m error ratios pass 1.44 % within seconds of the first errors.",
+        detect_s=25,
     ),
     Fault(
         "slow-burn", "shop fails 0.5 % of requests (fault switch error_ratio=0.005) on top of a "
@@ -65,12 +69,14 @@ FAULTS = {f.name: f for f in (
         expect=(Expect("DemoErrorBudgetBurnSlow", {"service": "shop"}),),
         note="Its 1d and 2h windows need history: without `make history ENDING=burning` it takes a day.",
         history="burning",
+        detect_s=40,
     ),
     Fault(
         "latency", "every shop request takes 1.5 s longer (fault switch latency_ms=1500)",
         faults={"shop": {"latency_ms": 1500}},
         expect=(Expect("DemoHighLatencyP95", {"service": "shop"}),),
         note="p95 over 1m passes 500 ms once 5 % of the minute is slow (~3 s), then for: 10s.",
+        detect_s=35,
     ),
     Fault(
         "inventory-outage", "inventory's store becomes unavailable (fault switch outage=true)",
@@ -80,6 +86,7 @@ FAULTS = {f.name: f for f in (
         may_be_inhibited=(Expect("DemoReadinessFailing", {"service": "inventory"}),),
         note="DemoReadinessFailing (warning) is usually inhibited by the critical burn-rate "
              "alert on the same service: it fires in Prometheus, Alertmanager holds it back.",
+        detect_s=45,
     ),
     Fault(
         "loadgen-stopped", "the load generator stops (docker compose stop loadgen)",
@@ -88,6 +95,7 @@ FAULTS = {f.name: f for f in (
                 Expect("DemoNoTraffic", {"service": "shop"}),
                 Expect("DemoNoTraffic", {"service": "inventory"})),
         note="DemoNoTraffic needs a full minute without requests.",
+        detect_s=95,
     ),
     Fault(
         "collector-down", "the OpenTelemetry Collector stops (docker compose stop otel-collector)",
@@ -95,6 +103,7 @@ FAULTS = {f.name: f for f in (
         expect=(Expect("TargetDown", {"service": "otel-collector"}),
                 Expect("DemoTelemetryExportFailing", {"service": "shop"})),
         note="The demo keeps serving; its OTLP exports fail and are counted.",
+        detect_s=75,
     ),
     Fault(
         "loki-down", "Loki stops (docker compose stop loki)",
@@ -102,5 +111,6 @@ FAULTS = {f.name: f for f in (
         expect=(Expect("TargetDown", {"service": "loki"}),),
         note="OtelCollectorExporterFailing{exporter=~\".*loki.*\"} follows once the collector's "
              "retries for a batch run out (minutes): watch for it with a longer --timeout.",
+        detect_s=45,
     ),
 )}

@@ -164,11 +164,27 @@ def run(target: Target, scenario: Fault, timeout: float, resolve: bool) -> int:
         wait_resolved(target, timelines, r_t0, r_wall0, timeout)
 
     ok = report(scenario, timelines, resolve)
+    write_log(scenario, wall0, timelines)
     watchdog = target.sink_alerts("Watchdog", "firing")
     print(f"  Watchdog at the sink: {'yes' if watchdog else 'NO -- the alerting path is broken'}")
     if not resolve:
         print("  the fault is still on: look around, then `make drill-reset`.")
     return 0 if ok and watchdog else 1
+
+
+LOG_DIR = REPO / "build" / "drills"
+
+
+def write_log(scenario: Fault, wall0: float, timelines: list[Timeline]) -> Path:
+    """What happened, for `make record-drill`: when the fault began and, per expected
+    alert, seconds from it to pending and firing in Prometheus and to the sink."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOG_DIR / f"{scenario.name}.json"
+    path.write_text(json.dumps({"scenario": scenario.name, "fault_start": wall0, "alerts": [
+        {"alertname": tl.expect.alertname, "labels": tl.expect.labels, "pending_s": tl.pending,
+         "firing_s": tl.firing, "at_sink_s": tl.at_sink, "inhibited_s": tl.inhibited} for tl in timelines]},
+        indent=2) + "\n")
+    return path
 
 
 def report(scenario: Fault, timelines: list[Timeline], resolve: bool) -> bool:

@@ -24,7 +24,7 @@ from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, requi
 E2E_DIR = Path(__file__).resolve().parent
 # The tiers that run compose stacks: the default stack, the scale-out profile, the
 # benchmark's smoke run (each its own compose project, one after the other).
-STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "bench")
+STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "chaos", E2E_DIR.parent / "bench")
 RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
 _signal_of: dict[str, str] = {}
 _outcomes: dict[str, dict[str, tuple[str, str]]] = {}
@@ -48,7 +48,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Alerts first: the error alert's burn-rate windows span the whole (short) history of a
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
-    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11, "capacity": 12}
+    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11,
+            "training": 12, "bounds": 13, "capacity": 14}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -217,6 +218,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for key, value in scale.items():
         if key[0].isupper() or " " in key:  # the figures the scale-out tests recorded
             tr.write_line(f"scale-out: {key}: {value}")
+    for key, value in m.get("training", {}).items():
+        if key[0].islower() and " " in key:
+            tr.write_line(f"training ground: {key}: {value}")
     for key, value in m.get("bounds", {}).items():
         tr.write_line(f"bounds: {key}: {value}")
     for key, value in m.get("bench_smoke", {}).items():

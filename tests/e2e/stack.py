@@ -468,6 +468,7 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
                             f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}\n{ps}\n"
                             f"{s.logs(tail=30)[-6000:]}", pytrace=False)
             measurements["compose_up_to_healthy_s"] = round(time.monotonic() - t0, 1)
+            s.up_at = time.time()
             measurements["compose_files"] = [f.name for f in files]
             s.refresh_endpoints()
             yield s
