@@ -12,6 +12,8 @@ DAYS ?= 30
 SEED ?= 1
 ENDING ?= calm
 MINUTES ?= 30
+HOURS ?= 2
+RATE ?= 0
 FAULTS ?=
 # Seconds `make up` waits for every service to be healthy (Grafana's first start migrates
 # its database: minutes on a slow laptop) before it fails and says which one is not.
@@ -35,7 +37,7 @@ export $(TWIN_VARS)
 endif
 
 .PHONY: help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
-        twins bench bench-stack dashboards drill-up drill drill-reset history chaos chaos-stop scorecard env grafana-password
+        twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value]"
@@ -100,6 +102,9 @@ twins: ## Build same-version local images for machines without a registry
 bench: venv ## Measure the cost of instrumentation in the demo service
 	$(VENV_PYTHON) demo_app/bench/bench.py
 
+soak: venv ## Leave the stack under load for HOURS=2 (RATE=spans/s on top), faults on a schedule: build/soak.*
+	$(VENV_PYTHON) -m bench.soak --hours $(HOURS) --rate $(RATE)
+
 bench-stack: venv ## Measure how much telemetry the stack carries, against the collector alone (build/bench-stack.*)
 	$(VENV_PYTHON) bench/stack.py $(BENCH_ARGS)
 
@@ -116,6 +121,10 @@ drill: ## Run a fire drill: make drill SCENARIO=<name>
 
 drill-reset: ## Clear every fault switch and start the services a drill stopped
 	$(PYTHON) drills/drill.py --reset
+
+record-drill: venv ## Turn the last live drill into a promtool test: make record-drill SCENARIO=<name>
+	@test -n "$(SCENARIO)" || { echo "usage: make record-drill SCENARIO=<name> (after make drill SCENARIO=<name>)"; exit 2; }
+	$(VENV_PYTHON) drills/record.py $(SCENARIO) $(COMPOSE)
 
 history: ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
 	$(PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)

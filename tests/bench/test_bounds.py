@@ -23,7 +23,7 @@ from bench.project import Project
 from bench.resources import Stats
 from scripts import bounds, compose_info
 from tests.e2e import stack as st
-from tests.tooling import REPO, require_image
+from tests.tooling import require_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("bounds")]
 NEEDED = ("OTELCOL_IMAGE", "TELEMETRYGEN_IMAGE", "PROMETHEUS_IMAGE", "JAEGER_IMAGE")

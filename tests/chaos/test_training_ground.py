@@ -4,6 +4,7 @@ Fault-to-page times go to the summary; the budget (30 s in the drill profile) is
 not an assertion."""
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -66,3 +67,35 @@ def test_a_seeded_chaos_run_scores_full_recall_and_no_false_page(ground: st.Stac
                     if r["detect_s"] is not None))
     assert result["recall"] == 1.0, result["rows"]
     assert not result["false_pages"] and not result["pages_while_healthy"], result
+
+
+def test_a_recorded_drill_is_a_promtool_test_that_catches_a_raised_threshold(ground: st.Stack, tmp_path,
+                                                                             monkeypatch) -> None:
+    """`make record-drill` after a live latency drill: its file passes `promtool test rules`
+    on the rules as they are, and fails once the alert's threshold is raised above what
+    happened."""
+    from drills import drill, record
+    from drills.catalogue import FAULTS
+    from tests.tooling import REPO
+
+    st.poll_until(lambda: not [a for a in ground.target.prometheus_alerts()
+                               if a["labels"]["alertname"] == "DemoHighLatencyP95"], 240,
+                  "the chaos run's latency alert is gone")
+    monkeypatch.setattr(drill, "LOG_DIR", tmp_path)
+    monkeypatch.setattr(record, "LOG_DIR", tmp_path)
+    try:
+        drill.run(ground.target, FAULTS["latency"], timeout=120, resolve=False)
+    finally:
+        ground.target.reset()
+    rules = tmp_path / "prometheus"
+    shutil.copytree(REPO / "prometheus", rules)
+    out = record.record(ground.target, "latency", rules / "tests" / "drill-latency.test.yml", 600, 5)
+    passed = record.promtool(out, rules)
+    FIGURES["recorded drill"] = f"{out.name}: {len(out.read_text().splitlines())} lines, promtool rc {passed.returncode}"
+    assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-2000:]
+    alerts = rules / "rules" / "demo-alerts.yml"
+    raised = alerts.read_text().replace('{quantile="0.95"} > 0.5', '{quantile="0.95"} > 5')
+    assert raised != alerts.read_text()
+    alerts.write_text(raised)
+    failed = record.promtool(out, rules)
+    assert failed.returncode != 0 and "DemoHighLatencyP95" in failed.stdout + failed.stderr, failed.stdout[-2000:]
