@@ -64,15 +64,16 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float | None:
 
 
 class Soak:
-    def __init__(self, keep: bool):
+    def __init__(self, keep: bool, project: str = PROJECT):
+        self.name = project
         self.tmp = Path(tempfile.mkdtemp(prefix="soak-"))
         self.token = secrets.token_urlsafe(24)
         values = {"GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18), "DEMO_ADMIN_TOKEN": self.token,
                   "SLACK_WEBHOOK_URL": "http://alert-sink:8090/slack/slack"}
         envfile.write_secrets(values, self.tmp / "secrets")
-        env = {"COMPOSE_PROJECT_NAME": PROJECT, "SECRETS_DIR": str(self.tmp / "secrets"),
+        env = {"COMPOSE_PROJECT_NAME": project, "SECRETS_DIR": str(self.tmp / "secrets"),
                **{k: v for k, v in os.environ.items() if k.endswith("_IMAGE") or k.endswith("_PULL_POLICY")}}
-        self.project = Project(env, keep=keep, name=PROJECT)
+        self.project = Project(env, keep=keep, name=project)
         self.plan = compose_plan.plan_stack()
         self.target = Target(self.project.cmd, token=self.token)
         import docker
@@ -92,7 +93,7 @@ class Soak:
 
     def sample(self) -> dict:
         row = {"t": time.time(), "rss_mib": {}, "cpu_s": {}, "restarts": {}, "oom": {}}
-        for c in self.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}):
+        for c in self.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.name}"}):
             svc = c.labels.get("com.docker.compose.service", c.name)
             if svc in self.plan.one_shot:
                 continue
@@ -104,7 +105,7 @@ class Soak:
             s = c.stats(stream=False)
             row["rss_mib"][svc] = round(working_set(s.get("memory_stats", {})) / MiB, 1)
             row["cpu_s"][svc] = s["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
-        sizes = bounds.volume_sizes(PROJECT, os.environ.get("PROMETHEUS_IMAGE") or bounds.config(
+        sizes = bounds.volume_sizes(self.name, os.environ.get("PROMETHEUS_IMAGE") or bounds.config(
             self.project.cmd)["services"]["prometheus"]["image"], [s.volume for s in bounds.STORES])
         row["volume_mib"] = {v: round(b / MiB, 2) for v, b in sizes.items()}
         self.samples.append(row)
@@ -244,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "soak.json")
-    ap.add_argument("--keep", action="store_true", help="leave obs-soak running")
+    ap.add_argument("--keep", action="store_true", help="leave the project running")
+    ap.add_argument("--project", default=PROJECT, help="the compose project's name")
     a = ap.parse_args(argv)
     minutes = a.minutes if a.minutes is not None else a.hours * 60
-    soak = Soak(a.keep)
+    soak = Soak(a.keep, a.project)
     stop = threading.Event()
     try:
         soak.up()

@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
     rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11,
-            "training": 12, "bounds": 13, "capacity": 14}
+            "training": 12, "bounds": 13, "soak": 14, "capacity": 15}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -223,6 +223,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             tr.write_line(f"training ground: {key}: {value}")
     for key, value in m.get("bounds", {}).items():
         tr.write_line(f"bounds: {key}: {value}")
+    if m.get("soak_smoke"):
+        tr.write_line("soak smoke (2 min): " + ", ".join(f"{k} {v}" for k, v in m["soak_smoke"].items()))
     for key, value in m.get("bench_smoke", {}).items():
         tr.write_line(f"capacity smoke: {key}: {value}")
     tr.write_line(f"written to {RESULTS_FILE.relative_to(REPO)}")
