@@ -80,7 +80,9 @@ if [ -n "${JAEGER_IMAGE:-}" ]; then
   expect "$v" '10001 \["/cmd/jaeger/jaeger-linux"\]'; ok "user/entrypoint, $v"
   docker run --rm --network none -v "$PWD/jaeger:/etc/jaeger:ro" "$JAEGER_IMAGE" validate --config=/etc/jaeger/jaeger.yml >/dev/null
   ok "jaeger validate: the stack's jaeger/jaeger.yml"
+  # Badger writes under /var/lib/jaeger: a named volume in compose, a writable tmpfs here.
   c=$(docker run -d -p 127.0.0.1::16686 -v "$PWD/jaeger:/etc/jaeger:ro" -e JAEGER_PROMETHEUS_URL=http://127.0.0.1:1 \
+      --mount type=tmpfs,destination=/var/lib/jaeger,tmpfs-mode=1777 \
       "$JAEGER_IMAGE" --config=/etc/jaeger/jaeger.yml); started+=("$c")
   for _ in $(seq 60); do docker exec "$c" wget -qO- http://127.0.0.1:13133/status >/dev/null 2>&1 && break; sleep 1; done
   v=$(docker exec "$c" wget -qO- http://127.0.0.1:13133/status) || { docker logs "$c" | tail -20; fail "jaeger not healthy"; }
