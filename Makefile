@@ -126,8 +126,8 @@ record-drill: venv ## Turn the last live drill into a promtool test: make record
 	@test -n "$(SCENARIO)" || { echo "usage: make record-drill SCENARIO=<name> (after make drill SCENARIO=<name>)"; exit 2; }
 	$(VENV_PYTHON) drills/record.py $(SCENARIO) $(COMPOSE)
 
-history: ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
-	$(PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)
+history: venv ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
+	$(VENV_PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)
 
 chaos: ## Faults that come and go by themselves, in the background (SEED=1 MINUTES=30 FAULTS=a,b)
 	@$(PYTHON) drills/chaos.py start --seed $(SEED) --minutes $(MINUTES) $(if $(FAULTS),--faults $(FAULTS)) $(COMPOSE)

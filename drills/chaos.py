@@ -31,6 +31,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +125,11 @@ def run(target: Target, seed: int, minutes: float, names: list[str] | None, log:
     def on_signal(signum, _frame):
         raise Stopped(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if threading.current_thread() is threading.main_thread():  # the soak runs it in a thread of its own
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     # The guard: clears the faults once this process is gone, whatever ends it.
-    guard = subprocess.Popen([sys.executable, __file__, "guard", *target.compose_cmd], stdin=subprocess.PIPE,
+    guard = subprocess.Popen([sys.executable, __file__, "guard", "--", *target.compose_cmd], stdin=subprocess.PIPE,
                              env={**os.environ, "DEMO_ADMIN_TOKEN": target.token})
     save()
     print(f"chaos: seed {seed}, {len(steps)} faults over {minutes:g} min from {', '.join(names)}; log {log}",
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(out, "w") as f:
             child = subprocess.Popen([sys.executable, __file__, "run", f"--seed={a.seed}", f"--minutes={a.minutes}",
                                       f"--faults={a.faults}", f"--log={log}", f"--gap={a.gap}",
-                                      f"--extra-hold={a.extra_hold}", f"--count={a.count}", *a.compose],
+                                      f"--extra-hold={a.extra_hold}", f"--count={a.count}", "--", *a.compose],
                                      stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         PID_FILE.write_text(str(child.pid))
         print(f"chaos running in the background (pid {child.pid}): progress in {out}, log {log}; "

@@ -3,7 +3,7 @@
 with planted incidents, backfilled into the stack's Prometheus, so dashboards and the
 30-day SLO show a month and the slow burn-rate alert can be drilled.
 
-What it writes, at one-minute steps, exactly as Prometheus scrapes it (job, instance,
+What it writes, every 30 seconds, exactly as Prometheus scrapes it (job, instance,
 the demo's labels): request counters by route and status and latency histograms of shop
 and inventory (a daily and weekly traffic curve), orders and stock, the load generator's
 counter, and `up` of the demo's targets. Planted incidents (drills/history.py INCIDENTS,
@@ -38,6 +38,7 @@ import argparse
 import json
 import math
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -48,11 +49,17 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from scripts import compose_info  # noqa: E402
 
-STEP_S = 60
+# Every 30 s: the one-minute windows (DemoNoTraffic, the 1m p95) need two samples.
+STEP_S = 30
+# Recording rules over the history: evaluated every 5 minutes of it, 5 days per promtool run.
+RULE_EVAL_S = 300
+RULE_SLICE_S = 5 * 86400
 MANIFEST = REPO / "build" / "history-manifest.json"
 # Latency buckets of demo_http_request_duration_seconds (demo_app/metrics.py).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -105,7 +112,7 @@ def within(inc: Incident, hours_before_end: float) -> bool:
 
 
 class Generator:
-    """Counters as the demo's processes would have counted them, minute by minute."""
+    """Counters as the demo's processes would have counted them, step by step."""
 
     def __init__(self, days: float, seed: int, end: float, ending: str):
         self.rng = random.Random(seed)
@@ -158,9 +165,10 @@ class Generator:
         counts: dict[str, float] = {}
         levels = {item: 200.0 for item in STOCK_ITEMS}
 
-        def inc(key: str, by: float) -> float:
+        def inc(key: str, by: float) -> int:
+            # Fractions carry over, so a 0.45 % error rate on a quiet route is not rounded away.
             counts[key] = counts.get(key, 0.0) + by
-            return counts[key]
+            return math.floor(counts[key])
 
         for step in range(self.steps + 1):
             t = self.start + step * STEP_S
@@ -171,22 +179,22 @@ class Generator:
                 add(up, f'up{{job="{svc}",instance="{svc}:{port}"}}', t, 0.0 if dip and svc == "loadgen" else 1.0)
             for svc, routes in ROUTES.items():
                 target = f'job="{svc}",instance="{svc}:{PORTS[svc]}"'
-                per_minute = 0.0 if dip else PEAK_RPS[svc] * 60 * self.traffic(t) * self.rng.uniform(0.9, 1.1)
+                per_step = 0.0 if dip else PEAK_RPS[svc] * STEP_S * self.traffic(t) * self.rng.uniform(0.9, 1.1)
                 errors, median = self.error_ratio(svc, t), self.median(svc, t)
                 for route, method, share, client_errors in routes:
-                    n = per_minute * share
+                    n = per_step * share
                     codes = {"500": n * errors, "404" if method == "GET" else "409": n * client_errors}
                     codes["200"] = n - sum(codes.values())
                     for code, k in codes.items():
                         add(req, f'demo_http_requests_total{{{target},method="{method}",route="{route}",'
-                                 f'service="{svc}",status_code="{code}"}}', t, inc(f"{svc}{route}{code}", round(k)))
+                                 f'service="{svc}",status_code="{code}"}}', t, inc(f"{svc}{route}{code}", k))
                     base = f'{target},method="{method}",route="{route}",service="{svc}"'
-                    total = round(n)
+                    total = n
                     for le in BUCKETS:
                         # Log-normal latencies around the median (sigma 0.6).
                         below = 0.5 * (1 + math.erf(math.log(le / median) / (0.6 * math.sqrt(2))))
                         add(dur, f'demo_http_request_duration_seconds_bucket{{{base},le="{le}"}}', t,
-                            inc(f"{svc}{route}{le}", round(total * below)))
+                            inc(f"{svc}{route}{le}", total * below))
                     count = inc(f"{svc}{route}count", total)
                     add(dur, f'demo_http_request_duration_seconds_bucket{{{base},le="+Inf"}}', t, count)
                     add(dur, f"demo_http_request_duration_seconds_count{{{base}}}", t, count)
@@ -196,7 +204,7 @@ class Generator:
                         for result, k in (("placed", codes["200"]), ("rejected", codes["409"]),
                                           ("failed", codes["500"])):
                             add(orders, f'demo_orders_total{{job="shop",instance="shop:8080",result="{result}"}}', t,
-                                inc(f"orders{result}", round(k)))
+                                inc(f"orders{result}", k))
                         for item in STOCK_ITEMS:
                             levels[item] -= codes["200"] / len(STOCK_ITEMS)
             for item in STOCK_ITEMS:  # restocked every morning at 06:00
@@ -205,9 +213,9 @@ class Generator:
                 add(stock, f'demo_stock_level{{job="inventory",instance="inventory:8081",item="{item}"}}', t,
                     float(max(0, round(levels[item]))))
             if not dip:
-                sent = PEAK_RPS["shop"] * 60 * self.traffic(t)
+                sent = PEAK_RPS["shop"] * STEP_S * self.traffic(t)
                 add(lg, 'demo_loadgen_requests_total{job="loadgen",instance="loadgen:8082",endpoint="products",'
-                        'outcome="ok"}', t, inc("lg", round(sent * (1 - self.error_ratio("shop", t)))))
+                        'outcome="ok"}', t, inc("lg", sent * (1 - self.error_ratio("shop", t))))
         return fams
 
     def openmetrics(self, out) -> int:
@@ -272,6 +280,22 @@ class Loader:
         return next(r["Name"] for r in compose_info.ps(self.compose_cmd) if r["Service"] == "prometheus")
 
 
+def rule_layers(files: list[Path]) -> list[list[dict]]:
+    """The recording rules of the files, in layers: each rule after the rules it reads."""
+    rules = [r for f in files for g in (yaml.safe_load(f.read_text()) or {}).get("groups", [])
+             for r in g.get("rules", []) if "record" in r]
+    layers, done = [], set()
+    while rules:
+        ready = [r for r in rules if not any(re.search(rf"\b{re.escape(o['record'])}\b", r["expr"])
+                                             for o in rules if o["record"] not in done and o is not r)]
+        if not ready:
+            raise SystemExit("recording rules read each other in a cycle: " + ", ".join(r["record"] for r in rules))
+        layers.append(ready)
+        done |= {r["record"] for r in ready}
+        rules = [r for r in rules if r not in ready]
+    return layers
+
+
 def load(compose: list[str], days: float, seed: int, ending: str) -> dict:
     timings, t0 = {}, time.monotonic()
     loader = Loader(compose)
@@ -296,16 +320,33 @@ def load(compose: list[str], days: float, seed: int, ending: str) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     t = time.monotonic()
     loader.up()
-    rules = sorted(p.name for p in (REPO / "prometheus" / "rules").glob("*.yml") if "record:" in p.read_text())
-    loader.promtool("tsdb", "create-blocks-from", "rules", f"--start={gen.start}", f"--end={gen.end}",
-                    f"--url=http://{loader.container()}:9090", "--eval-interval=5m",
-                    "--output-dir=/prometheus/history-rules", *[f"/etc/prometheus/rules/{r}" for r in rules])
-    loader.compose("run", "--rm", "--no-deps", "--entrypoint", "sh", "prometheus", "-c",
-                   "mv /prometheus/history-rules/* /prometheus/ 2>/dev/null; rm -rf /prometheus/history-rules")
-    loader.compose("restart", "prometheus")  # load the recording rules' blocks now
+    layers = rule_layers(sorted((REPO / "prometheus" / "rules").glob("*.yml")))
+    rules_dir = Path(tempfile.mkdtemp(prefix="history-rules-"))
+    rules_dir.chmod(0o755)
+    try:
+        for i, layer in enumerate(layers):
+            # promtool asks Prometheus, which knows a recorded series only once its blocks
+            # are loaded: rules over other rules' results wait for the layer before theirs.
+            path = rules_dir / f"layer{i}.yml"
+            path.write_text(yaml.safe_dump({"groups": [{"name": f"history-layer{i}", "rules": layer}]}))
+            path.chmod(0o644)
+            # In slices: promtool holds a slice's results in memory, and runs inside
+            # Prometheus' own memory limit (a month at once does not fit in 768 MiB).
+            for lo in range(gen.start, gen.end, RULE_SLICE_S):
+                loader.promtool("tsdb", "create-blocks-from", "rules", f"--start={lo}",
+                                f"--end={min(lo + RULE_SLICE_S, gen.end)}", f"--url=http://{loader.container()}:9090",
+                                f"--eval-interval={RULE_EVAL_S}s", "--output-dir=/prometheus/history-rules",
+                                f"/rules/{path.name}", mounts=(f"{rules_dir}:/rules:ro",))
+            loader.compose("run", "--rm", "--no-deps", "--entrypoint", "sh", "prometheus", "-c",
+                           "mv /prometheus/history-rules/* /prometheus/ 2>/dev/null; rm -rf /prometheus/history-rules")
+            loader.compose("restart", "prometheus")  # load this layer's blocks now
+            loader.up()  # and wait until it is ready again
+    finally:
+        shutil.rmtree(rules_dir, ignore_errors=True)
+    rules = [r["record"] for layer in layers for r in layer]
     timings["rules_s"] = round(time.monotonic() - t, 1)
     timings["total_s"] = round(time.monotonic() - t0, 1)
-    print(f"history: recording rules ({', '.join(rules)}) evaluated over it in {timings['rules_s']} s; "
+    print(f"history: {len(rules)} recording rules in {len(layers)} layers evaluated over it in {timings['rules_s']} s; "
           f"{timings['total_s']} s in all", flush=True)
     manifest = gen.manifest(days=days, seed=seed, ending=ending, samples=samples, timings=timings)
     MANIFEST.parent.mkdir(exist_ok=True)

@@ -24,7 +24,8 @@ from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, requi
 E2E_DIR = Path(__file__).resolve().parent
 # The tiers that run compose stacks: the default stack, the scale-out profile, the
 # benchmark's smoke run (each its own compose project, one after the other).
-STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "chaos", E2E_DIR.parent / "bench")
+STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "chaos", E2E_DIR.parent / "history",
+              E2E_DIR.parent / "bench")
 RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
 _signal_of: dict[str, str] = {}
 _outcomes: dict[str, dict[str, tuple[str, str]]] = {}
@@ -49,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
     rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11,
-            "training": 12, "bounds": 13, "soak": 14, "capacity": 15}
+            "training": 12, "history": 13, "bounds": 14, "soak": 15, "capacity": 16}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -223,6 +224,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             tr.write_line(f"training ground: {key}: {value}")
     for key, value in m.get("bounds", {}).items():
         tr.write_line(f"bounds: {key}: {value}")
+    for key, value in m.get("history", {}).items():
+        if key[0].isdigit() or " " in key:
+            tr.write_line(f"history: {key}: {value}")
     if m.get("soak_smoke"):
         tr.write_line("soak smoke (2 min): " + ", ".join(f"{k} {v}" for k, v in m["soak_smoke"].items()))
     for key, value in m.get("bench_smoke", {}).items():
