@@ -23,6 +23,7 @@ def test_checkout_trace_crosses_both_services(stack):
         r = client.post("/api/checkout", json={"product_id": 2, "quantity": 1})
         assert r.status_code == 200, r.text
         spans = stack.flush()
+    assert stack.audit_traces, "the stock audit did not run at start"
 
     shop_server = [s for s in spans if s.kind == SpanKind.SERVER and s.resource.attributes["service.name"] == "shop"]
     inv_server = [s for s in spans if s.kind == SpanKind.SERVER

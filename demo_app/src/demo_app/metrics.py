@@ -79,6 +79,12 @@ class ServiceMetrics:
                 self.orders.labels(result)
         if role == "inventory":
             self.stock_level = Gauge("demo_stock_level", "Units in stock", ["item"], registry=r)
+            # A batch job's two standard signals: when it last succeeded, and its runs.
+            self.job_last_success = Gauge("demo_job_last_success_timestamp_seconds",
+                                          "Unix time of the job's last successful run", ["job_name"], registry=r)
+            self.job_runs = Counter("demo_job_runs", "Runs of the job by result", ["job_name", "result"], registry=r)
+            for result in ("success", "failure"):
+                self.job_runs.labels("stock-audit", result)
         if role == "loadgen":
             self.loadgen_requests = Counter(
                 "demo_loadgen_requests", "Requests sent by the load generator",

@@ -93,6 +93,8 @@ class ShopSettings(ServiceSettings):
 class InventorySettings(ServiceSettings):
     port: int = Field(8081, ge=1, le=65535)
     db_path: str = ":memory:"
+    # The stock audit, a batch job in the background (exercises/06-batch-job).
+    audit_interval_s: float = Field(300.0, ge=1, le=86400)
 
 
 LOADGEN_ENDPOINTS = ("products", "product", "checkout")
