@@ -36,7 +36,7 @@ $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),
 export $(TWIN_VARS)
 endif
 
-.PHONY: help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
+.PHONY: exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
         twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
@@ -125,6 +125,20 @@ drill-reset: ## Clear every fault switch and start the services a drill stopped
 record-drill: venv ## Turn the last live drill into a promtool test: make record-drill SCENARIO=<name>
 	@test -n "$(SCENARIO)" || { echo "usage: make record-drill SCENARIO=<name> (after make drill SCENARIO=<name>)"; exit 2; }
 	$(VENV_PYTHON) drills/record.py $(SCENARIO) $(COMPOSE)
+
+exercises: venv ## List the graded alert-rule exercises with your status (docs/alert-training.md)
+	@$(VENV_PYTHON) -m exercises.grader list
+
+exercise: venv ## Show one exercise and where to write: make exercise N=3
+	@test -n "$(N)" || { echo "usage: make exercise N=<number> (make exercises lists them)"; exit 2; }
+	@$(VENV_PYTHON) -m exercises.grader show $(N)
+
+grade: venv ## Grade your answer to one exercise: make grade N=3 [LIVE=1 on the drill stack] [FILE=path]
+	@test -n "$(N)" || { echo "usage: make grade N=<number> [LIVE=1] [FILE=path]"; exit 2; }
+	@$(VENV_PYTHON) -m exercises.grader grade $(N) $(if $(LIVE),--live) $(if $(FILE),--file $(FILE))
+
+grade-all: venv ## Grade every exercise you started: a score card (build/grades/)
+	@$(VENV_PYTHON) -m exercises.grader grade-all
 
 history: venv ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
 	$(VENV_PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)

@@ -7,9 +7,7 @@ import os
 
 import pytest
 
-from drills.target import Target
 from tests.e2e import stack as st
-from tests.tooling import REPO, require_image
 
 NEEDED = ("PROMETHEUS_IMAGE", "ALERTMANAGER_IMAGE", "OTELCOL_IMAGE", "JAEGER_IMAGE", "DEMO_IMAGE")
 FIGURES: dict = st.MEASUREMENTS.setdefault("training", {})
@@ -17,10 +15,5 @@ FIGURES: dict = st.MEASUREMENTS.setdefault("training", {})
 
 @pytest.fixture(scope="package")
 def ground(tmp_path_factory: pytest.TempPathFactory):
-    for var in NEEDED:
-        require_image(var)
-    project = os.environ.get("CHAOS_PROJECT", "obs-chaos")
-    with st.compose_session(project, [REPO / "docker-compose.yml"], st.drill_profile(),
-                            tmp_path_factory.mktemp("chaos"), FIGURES) as s:
-        s.target = Target(s.compose_cmd, token=s.env["DEMO_ADMIN_TOKEN"])
+    with st.drill_stack(os.environ.get("CHAOS_PROJECT", "obs-chaos"), NEEDED, tmp_path_factory.mktemp("chaos"), FIGURES) as s:
         yield s

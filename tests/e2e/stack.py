@@ -376,3 +376,17 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
                 print(f"\nE2E_KEEP set: project {project} left running (env file {env_file})")
             else:
                 s.compose("down", "--volumes", "--remove-orphans", check=False, timeout=600)
+
+
+@contextlib.contextmanager
+def drill_stack(project: str, needed: tuple, workdir, measurements: dict):
+    """A fresh stack of its own in the drill profile, with a drills Target on it (the
+    training-ground and history tiers)."""
+    from drills.target import Target
+    from tests.tooling import require_image
+
+    for var in needed:
+        require_image(var)
+    with compose_session(project, [REPO / "docker-compose.yml"], drill_profile(), workdir, measurements) as s:
+        s.target = Target(s.compose_cmd, token=s.env["DEMO_ADMIN_TOKEN"])
+        yield s

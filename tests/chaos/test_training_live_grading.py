@@ -1,0 +1,35 @@
+"""The grader's live stage on the twins (after the training ground's own tests, so that its
+pages do not count against them): for three exercises, the reference rule is loaded into
+this stack's Prometheus, the catalogue's drill breaks the demo, and the page must reach the
+sink within the exercise's budget and resolve after; then the stack is as it was."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from exercises.grader import __main__ as cli
+from exercises.grader.grade import find, grade_file
+from exercises.grader.live import RULES_DIR
+from tests.e2e import stack as st
+from tests.exercises.test_exercises import ANSWERS, RUNBOOK
+
+from .conftest import FIGURES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.signal("training")]
+
+
+# The errors drill last: the stack's own critical burn-rate alert outlives it by minutes on
+# a young Prometheus and would mute (inhibit) shop's warnings, exercise 3's among them.
+@pytest.mark.parametrize("n", [3, 1, 2])
+def test_the_reference_pages_live_and_resolves(ground: st.Stack, n: int, tmp_path) -> None:
+    ex = find(n)
+    shutil.copy(ANSWERS / ex.slug / "reference.yml", tmp_path / ex.spec["file"])
+    (tmp_path / "runbook.md").write_text(RUNBOOK.format(name=ex.spec["alertname"]))
+    g = grade_file(ex, tmp_path / ex.spec["file"], ground.target)
+    cli.report(g)
+    live = [r for r in g.results if r.stage == "live"]
+    FIGURES[f"exercise {n} live"] = f"{ex.spec['live']['drill']}: {g.live_seconds}"
+    assert live and all(r.status == "PASS" for r in live), [(r.criterion, r.status, r.hint) for r in live]
+    assert not g.failed()
+    assert not list(RULES_DIR.glob("exercise-*.yml")), "the live stage left its rule file behind"
