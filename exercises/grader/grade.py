@@ -12,15 +12,15 @@ from pathlib import Path
 
 import yaml
 
-from scripts.validate import Check, docker_cmd, image, missing_image
+from scripts.validate import REPO, Check, docker_cmd, image, missing_image
+
+from . import inhibition, live, loki
+from .contract import contract
 
 HERE = Path(__file__).resolve().parent
-EXERCISES = HERE.parent
-REPO = EXERCISES.parent
+EXERCISES = REPO / "exercises"
 CHECKS = HERE / "checks"
 GRADES = REPO / "build" / "grades"
-RUNBOOK_SECTIONS = ("## Meaning", "## Impact", "## Diagnose", "## Fix")
-SEVERITIES = ("critical", "warning", "info")
 STARTER_MARK = "TODO(learner)"
 
 
@@ -122,29 +122,6 @@ def _write(path: Path, text: str) -> None:
 def alert_rules(text: str) -> list[dict]:
     doc = yaml.safe_load(text) or {}
     return [r for g in doc.get("groups", []) or [] for r in g.get("rules", []) or [] if "alert" in r]
-
-
-def contract(grade: Grade, ex: Exercise, rule: dict | None, runbook: Path) -> None:
-    name = ex.spec["alertname"]
-    grade.add("static", f"an alert named {name}", rule is not None,
-              f"the grader looks for `alert: {name}` (the name the README asks for)")
-    if rule is None:
-        return
-    labels, notes = rule.get("labels") or {}, rule.get("annotations") or {}
-    want = ex.spec.get("severity")
-    grade.add("static", "a severity label" + (f" ({want})" if want else ""),
-              labels.get("severity") == want if want else labels.get("severity") in SEVERITIES,
-              f"labels.severity is one of {', '.join(SEVERITIES)}; the README says which this page deserves")
-    grade.add("static", "summary and description annotations", bool(notes.get("summary")) and bool(
-        notes.get("description")), "a pager shows the summary; the description says what is wrong and how much "
-                                   "(templated with {{ $labels.x }} and {{ $value }})")
-    grade.add("static", "a runbook_url ending in the alert's name", str(notes.get("runbook_url", "")).rstrip(
-        "/").endswith(f"/runbooks/{name}"), "docs/conventions.md: runbook_url points at .../runbooks/<AlertName>")
-    book = runbook
-    text = book.read_text() if book.exists() else ""
-    grade.add("static", "a runbook (runbook.md with its four sections)", all(s in text for s in RUNBOOK_SECTIONS),
-              f"write {book.name} beside your rules with the sections {', '.join(RUNBOOK_SECTIONS)} "
-              "(docs/runbooks/ has examples)")
 
 
 def static_rules(grade: Grade, ex: Exercise, text: str, work: Path, runbook: Path) -> dict | None:
@@ -270,15 +247,12 @@ def grade_file(ex: Exercise, path: Path, live_target=None) -> Grade:
             if rule is not None:
                 behaviour(grade, ex, work)
                 if live_target is not None and ex.spec.get("live"):
-                    from . import live
                     live.run(grade, ex, text, live_target)
         elif kind == "loki-rules":
-            from . import loki
             loki.grade(grade, ex, text, path.parent / "runbook.md")
         elif kind == "alertmanager":
             if static_alertmanager(grade, text, work):
                 routing(grade, ex, work)
-                from . import inhibition
                 inhibition.run(grade, ex, work)
         elif kind == "template":
             render(grade, ex, text, work)

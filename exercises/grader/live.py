@@ -9,7 +9,7 @@ import time
 from drills.catalogue import FAULTS
 from drills.target import Target, received_at
 
-from .grade import REPO
+from scripts.validate import REPO
 
 # Prometheus (drill profile) loads prometheus/rules/*.yml; git ignores these files.
 RULES_DIR = REPO / "prometheus" / "rules"

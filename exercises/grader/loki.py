@@ -6,7 +6,7 @@ import yaml
 
 from scripts.validate import image, missing_image
 
-from .grade import contract
+from .contract import contract
 
 
 def grade(grade, ex, text: str, runbook) -> None:
