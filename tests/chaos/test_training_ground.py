@@ -69,6 +69,9 @@ def test_a_seeded_chaos_run_scores_full_recall_and_no_false_page(ground: st.Stac
     assert not result["false_pages"] and not result["pages_while_healthy"], result
 
 
+LOOKBACK_S = 120
+
+
 def test_a_recorded_drill_is_a_promtool_test_that_catches_a_raised_threshold(ground: st.Stack, tmp_path,
                                                                              monkeypatch) -> None:
     """`make record-drill` after a live latency drill: its file passes `promtool test rules`
@@ -81,6 +84,9 @@ def test_a_recorded_drill_is_a_promtool_test_that_catches_a_raised_threshold(gro
     st.poll_until(lambda: not [a for a in ground.target.prometheus_alerts()
                                if a["labels"]["alertname"] == "DemoHighLatencyP95"], 240,
                   "the chaos run's latency alert is gone")
+    # The recorded window (LOOKBACK_S before the fault) must hold no earlier fault: the
+    # recorder writes "quiet before the fault" for it.
+    time.sleep(LOOKBACK_S + 30)
     monkeypatch.setattr(drill, "LOG_DIR", tmp_path)
     monkeypatch.setattr(record, "LOG_DIR", tmp_path)
     try:
@@ -89,7 +95,7 @@ def test_a_recorded_drill_is_a_promtool_test_that_catches_a_raised_threshold(gro
         ground.target.reset()
     rules = tmp_path / "prometheus"
     shutil.copytree(REPO / "prometheus", rules)
-    out = record.record(ground.target, "latency", rules / "tests" / "drill-latency.test.yml", 600, 5)
+    out = record.record(ground.target, "latency", rules / "tests" / "drill-latency.test.yml", LOOKBACK_S, 5)
     passed = record.promtool(out, rules)
     FIGURES["recorded drill"] = f"{out.name}: {len(out.read_text().splitlines())} lines, promtool rc {passed.returncode}"
     assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-2000:]
