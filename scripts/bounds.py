@@ -114,7 +114,9 @@ def volume_sizes(project: str, image: str, volumes: list[str]) -> dict[str, int]
     if not names:
         return {}
     mounts = [a for v, n in names.items() for a in ("-v", f"{n}:/v/{v}:ro")]
-    out = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "du", *mounts, image,
+    # As root: Jaeger's and the collector's volumes belong to uid 10001 and are not
+    # readable by the image's own user (du would count their top folder only).
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "du", *mounts, image,
                           "-sk", *[f"/v/{v}" for v in names]], capture_output=True, text=True, timeout=120)
     return {line.split()[1].removeprefix("/v/"): int(line.split()[0]) * 1024 for line in out.stdout.splitlines()}
 

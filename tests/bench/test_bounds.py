@@ -147,6 +147,7 @@ def test_the_collector_queue_stays_in_its_bytes_bound(project: Project) -> None:
                                                   f"{on_disk.get('otelcol-queue', 0) / MiB:.1f} MiB on disk")
         assert capacity == int(SMALL["OTELCOL_QUEUE_MAX_BYTES"]), capacity
         assert 0 < queued <= capacity and refused > 0, (queued, capacity, refused)
+        assert on_disk.get("otelcol-queue", 0) > MiB, f"the queue is not on its volume: {on_disk}"
     finally:
         project.start("jaeger")
     st.poll_until(lambda: collector(project)["otelcol_exporter_queue_size[otlp_grpc/jaeger]"] == 0, 180,
