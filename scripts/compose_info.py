@@ -23,6 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+try:
+    from scripts import envfile
+except ImportError:  # run as a script: scripts/ is on the path
+    import envfile
+
 REPO = Path(__file__).resolve().parents[1]
 BASE_FILE = "docker-compose.yml"
 # Engines from 25 (API 1.44) probe every second during start_period (healthcheck
@@ -30,6 +35,14 @@ BASE_FILE = "docker-compose.yml"
 # refuse the key, so it lives in an overlay added only where it works.
 FAST_HEALTH_FILE = "docker-compose.fast-health.yml"
 FAST_HEALTH_API = (1, 44)
+# A copy of the telemetry to the user's own backend, each switched on by its setting
+# (README, "Send a copy to your own backend"); nothing changes while they are unset.
+FORWARD_FILES = {
+    "FORWARD_OTLP_ENDPOINT": "docker-compose.forward-otlp.yml",
+    "PROMETHEUS_REMOTE_WRITE_URL": "docker-compose.remote-write.yml",
+}
+# The user's own additions, loaded last (it ships empty).
+EXTRAS_FILE = "docker-compose.extras.yml"
 # What each published endpoint is for (make urls).
 ROLES = {
     "grafana": "dashboards, Explore (login: GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD in .env)",
@@ -60,11 +73,24 @@ def engine_api_version() -> tuple[int, ...] | None:
         return None
 
 
-def compose_files(root: Path = REPO) -> list[str]:
+def settings(root: Path = REPO) -> dict[str, str]:
+    """The user's settings: .env, with the environment over it (as compose reads them)."""
+    return {**envfile.read(root / ".env"), **os.environ}
+
+
+def compose_files(root: Path = REPO, user: dict[str, str] | None = None, extras: bool = True) -> list[str]:
+    """The compose files `make up` loads, in order: the stack; faster healthchecks where the
+    engine takes them; a forwarding overlay per forwarding setting the user made; and the
+    user's own additions last. `user` (default: settings()) decides the overlays; the test
+    tiers pass user={}, extras=False and get the stack as shipped, whatever the user set."""
+    user = settings(root) if user is None else user
     files = [BASE_FILE]
     api = engine_api_version()
     if api is not None and api >= FAST_HEALTH_API and (root / FAST_HEALTH_FILE).exists():
         files.append(FAST_HEALTH_FILE)
+    files += [f for var, f in FORWARD_FILES.items() if user.get(var)]
+    if extras and (root / EXTRAS_FILE).exists():
+        files.append(EXTRAS_FILE)
     return files
 
 

@@ -8,7 +8,8 @@ the pinned default), with the component folder mounted read-only and no network:
                                                 each overlay (scale-out, benchmark)
   promtool check config / check rules / test    prometheus/
   amtool check-config                           alertmanager/
-  otelcol-contrib validate                      every collector config (stack, scale-out
+  otelcol-contrib validate                      every collector config (the stack's as merged
+                                                with forwarding and your extras, scale-out
                                                 tiers, the benchmark's ceiling)
   jaeger validate                               jaeger/jaeger.yml
   loki -verify-config                           loki/loki.yml
@@ -47,10 +48,33 @@ class Check:
     args: list[str]
     mounts: dict[Path, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # repo-relative, for messages
+    env: dict[str, str] = field(default_factory=dict)  # settings the files need
+
+
+# What the forwarding files need to be validated, as a user would set them.
+FORWARD_SETTINGS = {"FORWARD_OTLP_ENDPOINT": "backend.example.com:4317",
+                    "PROMETHEUS_REMOTE_WRITE_URL": "https://backend.example.com/api/v1/push"}
 
 
 def _rel(root: Path, p: Path) -> str:
     return str(p.relative_to(root))
+
+
+EXTRAS = "config.extras.yml"  # the user's additions to the collector (loaded last)
+
+
+def collector_merges(root: Path = REPO) -> list[list[Path]]:
+    """The file lists the stack's collector merges, in order: as shipped, with each
+    forwarding protocol, and with each worked example of otel-collector/examples/ as the
+    extras."""
+    otel = root / "otel-collector"
+    if not (otel / "config.yml").exists():
+        return []
+    extras = [otel / EXTRAS] if (otel / EXTRAS).exists() else []
+    merges = [[otel / "config.yml", *extras]]
+    merges += [[otel / "config.yml", fwd, *extras] for fwd in sorted(otel.glob("forward.*.yml"))]
+    merges += [[otel / "config.yml", ex] for ex in sorted((otel / "examples").glob("*.yml"))]
+    return merges
 
 
 def checks(root: Path = REPO) -> list[Check]:
@@ -59,11 +83,13 @@ def checks(root: Path = REPO) -> list[Check]:
     out.append(Check("docker compose config", None, "docker",
                      ["compose", "-f", str(root / "docker-compose.yml"), "config", "-q"],
                      files=["docker-compose.yml"]))
-    for overlay in (root / "docker-compose.scale.yml", root / "bench" / "docker-compose.bench.yml"):
+    for overlay in (root / "docker-compose.scale.yml", root / "bench" / "docker-compose.bench.yml",
+                    root / "docker-compose.forward-otlp.yml", root / "docker-compose.remote-write.yml",
+                    root / "docker-compose.extras.yml"):
         if overlay.exists():
             out.append(Check(f"docker compose config +{_rel(root, overlay)}", None, "docker",
                              ["compose", "-f", str(root / "docker-compose.yml"), "-f", str(overlay), "config", "-q"],
-                             files=["docker-compose.yml", _rel(root, overlay)]))
+                             files=["docker-compose.yml", _rel(root, overlay)], env=FORWARD_SETTINGS))
 
     prom = root / "prometheus"
     pm = {prom: "/etc/prometheus"}
@@ -93,12 +119,24 @@ def checks(root: Path = REPO) -> list[Check]:
                          "amtool", ["check-config", f"/etc/alertmanager/{cfg.name}"],
                          {am: "/etc/alertmanager"}, [_rel(root, cfg)]))
 
-    # The stack's collector, the scale-out tiers, the benchmark's ceiling.
-    for otel in [*sorted((root / "otel-collector").glob("config*.yml")),
-                 *sorted((root / "bench").glob("*collector*.yml"))]:
-        out.append(Check(f"otelcol validate {_rel(root, otel)}", "OTELCOL_IMAGE",
-                         "/otelcol-contrib", ["validate", f"--config=/etc/otelcol/{otel.name}"],
-                         {otel.parent: "/etc/otelcol"}, [_rel(root, otel)]))
+    # The stack's collector as compose runs it (config.yml, the forwarding file when that
+    # is on, the user's config.extras.yml last; each worked example in place of the
+    # extras); the scale-out tiers, the benchmark's ceiling, the forwarding tests' remote.
+    otel = root / "otel-collector"
+    for files in collector_merges(root):
+        out.append(Check(f"otelcol validate {' + '.join(_rel(root, f) for f in files)}", "OTELCOL_IMAGE",
+                         "/otelcol-contrib",
+                         ["validate", *[f"--config=/etc/otelcol/{f.relative_to(otel)}" for f in files]],
+                         # The secret headers file, empty: what `make up` writes when none are set.
+                         {otel: "/etc/otelcol", Path("/dev/null"): "/run/secrets/forward_otlp_headers"},
+                         [_rel(root, f) for f in files], env=FORWARD_SETTINGS))
+    for cfg in [*sorted(otel.glob("config.*.yml")), *sorted((root / "bench").glob("*collector*.yml")),
+                *sorted((root / "tests" / "forward").glob("*collector*.yml"))]:
+        if cfg.name in (EXTRAS, "config.yml"):
+            continue
+        out.append(Check(f"otelcol validate {_rel(root, cfg)}", "OTELCOL_IMAGE",
+                         "/otelcol-contrib", ["validate", f"--config=/etc/otelcol/{cfg.name}"],
+                         {cfg.parent: "/etc/otelcol"}, [_rel(root, cfg)], env={"REMOTE_OTLP_TOKEN": "t"}))
 
     jaeger = root / "jaeger" / "jaeger.yml"
     if jaeger.exists():
@@ -170,6 +208,8 @@ def docker_cmd(check: Check, ref: str) -> list[str]:
     cmd = ["docker", "run", "--rm", "--network", "none", "--entrypoint", check.entrypoint]
     for host, container in check.mounts.items():
         cmd += ["-v", f"{Path(host).resolve()}:{container}:ro"]
+    for key, value in check.env.items():
+        cmd += ["-e", f"{key}={value}"]
     return [*cmd, ref, *check.args]
 
 
@@ -179,7 +219,7 @@ def run(check: Check, root: Path = REPO, timeout: int = 180) -> tuple[str, str]:
         if shutil.which("docker") is None:
             return "SKIP", "docker CLI not found"
         p = subprocess.run([check.entrypoint, *check.args], capture_output=True,
-                           text=True, timeout=timeout, cwd=root)
+                           text=True, timeout=timeout, cwd=root, env={**os.environ, **check.env})
     else:
         if reason := missing_image(check.var):
             return "SKIP", reason

@@ -29,9 +29,9 @@ def require_image(var: str) -> str:
 
 
 def run_tool(var: str, entrypoint: str, *args: str, mounts: dict[Path, str] | None = None,
-             timeout: int = 120) -> subprocess.CompletedProcess[str]:
+             timeout: int = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`docker run --rm --entrypoint ENTRYPOINT IMAGE ARGS` with read-only bind mounts and
     no network. Returns the finished process (stdout and stderr as text)."""
     ref = require_image(var)
-    cmd = docker_cmd(Check(entrypoint, var, entrypoint, list(args), dict(mounts or {})), ref)
+    cmd = docker_cmd(Check(entrypoint, var, entrypoint, list(args), dict(mounts or {}), env=dict(env or {})), ref)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -6,6 +6,7 @@ naming the missing image, or fails when REQUIRED_IMAGES lists it.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,8 +24,8 @@ def _run(check: validate.Check, root: Path = REPO) -> subprocess.CompletedProces
         if shutil.which("docker") is None:
             pytest.skip("docker CLI not found (needed for `docker compose config`)")
         return subprocess.run([check.entrypoint, *check.args], capture_output=True, text=True,
-                              cwd=root, timeout=120)
-    return run_tool(check.var, check.entrypoint, *check.args, mounts=check.mounts)
+                              cwd=root, timeout=120, env={**os.environ, **check.env})
+    return run_tool(check.var, check.entrypoint, *check.args, mounts=check.mounts, env=check.env)
 
 
 def test_every_component_has_a_validator():
@@ -92,7 +93,7 @@ def test_validator_rejects_broken_file(tmp_path, case):
     assert text in original, f"{folder}/{name} no longer contains {text!r}: update this case"
     (d / name).write_text(original.replace(text, broken))
     c = _check(tmp_path, prefix)
-    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts), *needles)
+    _assert_rejected(run_tool(c.var, c.entrypoint, *c.args, mounts=c.mounts, env=c.env), *needles)
 
 
 def test_validate_script_reports_broken_file(tmp_path):

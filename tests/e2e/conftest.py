@@ -24,8 +24,8 @@ from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, requi
 E2E_DIR = Path(__file__).resolve().parent
 # The tiers that run compose stacks: the default stack, the scale-out profile, the
 # benchmark's smoke run (each its own compose project, one after the other).
-STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "chaos", E2E_DIR.parent / "history",
-              E2E_DIR.parent / "bench")
+STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "forward", E2E_DIR.parent / "chaos",
+              E2E_DIR.parent / "history", E2E_DIR.parent / "bench")
 RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
 _signal_of: dict[str, str] = {}
 _outcomes: dict[str, dict[str, tuple[str, str]]] = {}
@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
     rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11,
-            "training": 12, "history": 13, "bounds": 14, "soak": 15, "capacity": 16}
+            "forwarding": 11.5, "training": 12, "history": 13, "bounds": 14, "soak": 15, "capacity": 16}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -75,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         pytest.fail(f"{reason}, but REQUIRED_IMAGES lists {sorted(required_images())}")
     if not COMPOSE_FILE.exists():
         pytest.fail(f"{COMPOSE_FILE} is missing")
-    files = [REPO / f for f in compose_info.compose_files(REPO)]
+    files = [REPO / f for f in compose_info.compose_files(REPO, user={}, extras=False)]
     project = os.environ.get("E2E_PROJECT", "obs-e2e")
     with st.compose_session(project, files, st.drill_profile(), tmp_path_factory.mktemp("e2e"),
                             st.MEASUREMENTS) as s:
@@ -195,6 +195,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
                       f"(before: {lat['median_before']} s), max {lat['max_during']} s")
     for what, counted in m.get("restarts", {}).items():
         tr.write_line(f"kept: {what}: {counted}")
+    for what, figures in m.get("forwarding", {}).items():
+        tr.write_line(f"forwarding: {what}: {figures}")
     for scenario, counts in m.get("no_loss", {}).items():
         tr.write_line(f"no loss: {scenario}: " + (", ".join(f"{k} {v}" for k, v in counts.items())
                                                   if isinstance(counts, dict) else str(counts)))
