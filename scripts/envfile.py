@@ -11,10 +11,12 @@ Standard library only (runs before the project's virtual environment exists).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote
 
 # .env variable -> the secret's name in docker-compose.yml (its file under SECRETS_DIR).
 SECRET_FILES = {
@@ -22,6 +24,8 @@ SECRET_FILES = {
     "DEMO_ADMIN_TOKEN": "demo_admin_token",
     "SLACK_WEBHOOK_URL": "slack_webhook_url",
     "SMTP_AUTH_PASSWORD": "smtp_auth_password",
+    "FORWARD_OTLP_HEADERS": "forward_otlp_headers",
+    "PROMETHEUS_REMOTE_WRITE_PASSWORD": "prometheus_remote_write_password",
 }
 LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
@@ -71,6 +75,23 @@ def secrets_dir(env_file: Path) -> Path:
     return Path(os.environ.get("SECRETS_DIR") or env_file.parent / ".secrets")
 
 
+def otlp_headers_yaml(value: str) -> str:
+    """`key=value,key2=value2` (the format of OTEL_EXPORTER_OTLP_HEADERS, values
+    percent-encoded) as the YAML map the collector's `headers: ${file:...}` reads; JSON is
+    YAML, and quotes every key and value whatever it holds."""
+    pairs = {}
+    for item in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"FORWARD_OTLP_HEADERS: {item.split('=')[0]!r} is not key=value")
+        pairs[key.strip()] = unquote(val.strip())
+    return json.dumps(pairs) + "\n"
+
+
+# Secrets whose file holds another form than the .env value.
+RENDER = {"FORWARD_OTLP_HEADERS": otlp_headers_yaml}
+
+
 def write_secrets(values: dict[str, str], directory: Path) -> list[str]:
     """Writes every secret of `values` to its file in `directory` (mode 0700), each file
     readable by the container's user (0644: containers run as their own uids). Returns
@@ -78,5 +99,6 @@ def write_secrets(values: dict[str, str], directory: Path) -> list[str]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     for var, name in SECRET_FILES.items():
-        write_atomic(directory / name, values.get(var, ""), mode=0o644)
+        value = values.get(var, "")
+        write_atomic(directory / name, RENDER.get(var, str)(value), mode=0o644)
     return list(SECRET_FILES.values())

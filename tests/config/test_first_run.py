@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
-from scripts import envfile, init_env, venv
+from scripts import compose_info, envfile, init_env, venv
 from tests.tooling import COMPOSE_FILE, REPO, require_image
 
 
@@ -81,7 +82,7 @@ def test_make_env_writes_every_secret_to_its_own_file(tmp_path, monkeypatch):
     folder = tmp_path / ".secrets"
     assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)
     for var, name in envfile.SECRET_FILES.items():
-        assert (folder / name).read_text() == values.get(var, ""), name
+        assert (folder / name).read_text() == envfile.RENDER.get(var, str)(values.get(var, "")), name
     assert len(values["GRAFANA_ADMIN_PASSWORD"]) >= 24 and len(values["DEMO_ADMIN_TOKEN"]) >= 24
     assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
 
@@ -108,6 +109,39 @@ def test_secrets_are_files_never_variables(busybox_env):
         assert got.stdout.strip() == password, f"{path} holds {got.stdout!r}: {got.stderr}"
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def test_forwarding_secrets_stay_out_of_compose_config(tmp_path):
+    """The API key of a forwarding backend and the remote_write password reach the
+    collector and Prometheus as files; `docker compose config` of the forwarding overlays
+    prints neither, and the headers file is the YAML map the collector reads."""
+    key, password = f"key-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
+    secrets_dir = tmp_path / "secrets"
+    envfile.write_secrets({"FORWARD_OTLP_HEADERS": f"x-api-key={key},authorization=Bearer%20{password}",
+                           "PROMETHEUS_REMOTE_WRITE_PASSWORD": password}, secrets_dir)
+    assert yaml.safe_load((secrets_dir / "forward_otlp_headers").read_text()) == {
+        "x-api-key": key, "authorization": f"Bearer {password}"}
+    env = {**os.environ, "SECRETS_DIR": str(secrets_dir), "FORWARD_OTLP_ENDPOINT": "backend.example.com:4317",
+           "PROMETHEUS_REMOTE_WRITE_URL": "https://backend.example.com/api/v1/push"}
+    files = [REPO / f for f in compose_info.compose_files(REPO, user=env, extras=False)]
+    assert [f.name for f in files if "forward" in f.name or "remote" in f.name] == [
+        "docker-compose.forward-otlp.yml", "docker-compose.remote-write.yml"]
+    config = subprocess.run(["docker", "compose", "--env-file", os.devnull, *[a for f in files for a in ("-f", str(f))],
+                             "config"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert config.returncode == 0, config.stderr
+    assert key not in config.stdout and password not in config.stdout, "`docker compose config` prints a secret"
+
+
+def test_forwarding_changes_nothing_while_unset():
+    """No forwarding setting: the compose files are the shipped ones, no overlay."""
+    files = compose_info.compose_files(REPO, user={}, extras=True)
+    assert not [f for f in files if f in compose_info.FORWARD_FILES.values()], files
+    assert files[-1] == compose_info.EXTRAS_FILE, "the user's extras must be loaded last"
+
+
+def test_bad_forward_headers_are_refused_with_their_name():
+    with pytest.raises(ValueError, match="FORWARD_OTLP_HEADERS.*'x-api-key'"):
+        envfile.otlp_headers_yaml("x-api-key")
 
 
 def test_compose_refuses_to_start_grafana_without_a_password(busybox_env):
