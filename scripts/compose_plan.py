@@ -14,7 +14,7 @@ from scripts import compose_info
 from scripts.validate import REPO, image, image_available, required_images
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
-_IMAGE_REF = re.compile(r"\$\{(\w+_IMAGE):-[^}]+\}")
+_IMAGE_REF = re.compile(r"\$\{(\w+_IMAGE)(?::?[-?][^}]*)?\}")  # ${X_IMAGE:-pin}, ${X_IMAGE:?why}
 
 
 @dataclass

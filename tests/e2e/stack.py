@@ -249,10 +249,12 @@ def inside_json(stack: Stack, service: str, port: int, path: str, params: dict |
     return json.loads(compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:{port}{path}{query}"))
 
 
-def collector_metric(stack: Stack, name: str, service: str = "otel-collector", **labels: str) -> float:
-    """Sum of a collector's self-metric `name` over the series carrying `labels`, read from
-    its :8888 endpoint inside the network (the collector image has no shell)."""
-    text = compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:8888/metrics", timeout=30)
+def collector_metric(stack: Stack, name: str, service: str = "otel-collector", port: int = 8888,
+                     **labels: str) -> float:
+    """Sum of a component's self-metric `name` over the series carrying `labels`, read from
+    its metrics endpoint (the collector's :8888) inside the network (the collector image
+    has no shell)."""
+    text = compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:{port}/metrics", timeout=30)
     total = 0.0
     for line in text.splitlines():
         m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)

@@ -1,0 +1,289 @@
+"""Send a copy to your own backend, counted by id: spans, log records and metric points of
+known ids go into the stack's collector (OTLP/HTTP, as an app sends them) and are found
+locally (Jaeger, Prometheus, Loki where its image is here) and remotely (the remote
+collector prints each one it accepted; Thanos holds every sample Prometheus
+remote-wrote); through a 60-second outage of both remote backends under the demo's load,
+local delivery goes on as before and the remote catches up to what was sent; a wrong token
+or a wrong TLS setting is loud: the collector's log, its metrics and a stack alert."""
+from __future__ import annotations
+
+import re
+import secrets
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from scripts import envfile
+from tests.e2e import stack as st
+
+from .conftest import FIGURES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.signal("forwarding")]
+SERVICE = "forward-probe"
+METRIC = "forward_probe"
+TRACES, METRICS, LOGS = "otlp_grpc/forward_traces", "otlp_grpc/forward_metrics", "otlp_grpc/forward_logs"
+
+
+def _attr(key: str, value: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+@dataclass
+class Ids:
+    """What was sent, by id: trace ids, log bodies, gauge values (each point's value is its id)."""
+    traces: set[str] = field(default_factory=set)
+    logs: set[str] = field(default_factory=set)
+    points: set[int] = field(default_factory=set)
+
+    def add(self, other: "Ids") -> None:
+        self.traces |= other.traces
+        self.logs |= other.logs
+        self.points |= other.points
+
+    def sizes(self) -> dict[str, int]:
+        return {"spans": len(self.traces), "log records": len(self.logs), "metric points": len(self.points)}
+
+
+class Probe:
+    """An app of known output: each batch is N one-span traces, N log records and N points
+    of the gauge forward_probe{run}, posted to the collector's OTLP/HTTP port."""
+
+    def __init__(self) -> None:
+        self.run = secrets.token_hex(4)
+        self.sent = Ids()
+        self.batches = 0
+        self.last_ms = 0  # the newest point's timestamp so far
+
+    def post(self, path: str, message) -> None:
+        r = requests.post(st.url("otel-collector", path, port=4318), data=message.SerializeToString(),
+                          headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+        assert r.status_code == 200, f"the collector answered {r.status_code} to {path}: {r.text[:300]}"
+
+    def batch(self, n: int = 20) -> Ids:
+        self.batches += 1
+        k, now = self.batches, time.time_ns()
+        ids = Ids({secrets.token_hex(16) for _ in range(n)}, {f"{SERVICE} {self.run} {k}-{i}" for i in range(n)},
+                  {k * 1000 + i for i in range(n)})
+        resource = Resource(attributes=[_attr("service.name", SERVICE)])
+        spans = [Span(trace_id=bytes.fromhex(t), span_id=secrets.token_bytes(8), name="probe", kind=Span.SPAN_KIND_SERVER,
+                      start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now, attributes=[_attr("run", self.run)])
+                 for t in sorted(ids.traces)]
+        self.post("/v1/traces", ExportTraceServiceRequest(resource_spans=[
+            ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]))
+        logs = [LogRecord(time_unix_nano=now, severity_text="INFO", body=AnyValue(string_value=b),
+                          attributes=[_attr("run", self.run)]) for b in sorted(ids.logs)]
+        self.post("/v1/logs", ExportLogsServiceRequest(resource_logs=[
+            ResourceLogs(resource=resource, scope_logs=[ScopeLogs(log_records=logs)])]))
+        # Points 1 ms apart (the backends keep milliseconds), in the order of their ids and
+        # after every earlier batch's: a series' samples only move forward, none shares a
+        # millisecond (a second value for the same one is refused as a duplicate).
+        first_ms = max(self.last_ms + 1, now // 1_000_000 - n)
+        self.last_ms = first_ms + n - 1
+        points = [NumberDataPoint(time_unix_nano=(first_ms + i) * 1_000_000, as_int=v, attributes=[_attr("run", self.run)])
+                  for i, v in enumerate(sorted(ids.points))]
+        self.post("/v1/metrics", ExportMetricsServiceRequest(resource_metrics=[
+            ResourceMetrics(resource=resource, scope_metrics=[ScopeMetrics(metrics=[
+                Metric(name=METRIC, gauge=Gauge(data_points=points))])])]))
+        self.sent.add(ids)
+        return ids
+
+
+# ---- where the copies are ------------------------------------------------------------------
+
+TRACE_LINE = re.compile(r"^\s*Trace ID\s*: ([0-9a-f]{32})\s*$", re.MULTILINE)
+VALUE_LINE = re.compile(r"^Value: (\d+)\s*$")
+
+
+def remote_otlp(stack: st.Stack, run: str) -> Ids:
+    """What remote-otlp accepted from this run, read from its debug exporter's lines."""
+    text = stack.compose("logs", "--no-color", "--no-log-prefix", "remote-otlp", timeout=120).stdout
+    got = Ids(traces=set(TRACE_LINE.findall(text)),
+              logs=set(re.findall(rf"Body: Str\(({SERVICE} {run} \d+-\d+)\)", text)))
+    in_run = False
+    for line in text.splitlines():  # a point: its attributes, then its value
+        if line.strip().startswith("-> run: Str("):
+            in_run = line.strip() == f"-> run: Str({run})"
+        elif in_run and (m := VALUE_LINE.match(line.strip())):
+            got.points.add(int(m.group(1)))
+            in_run = False
+    return got
+
+
+def samples(base_url: str, run: str) -> set[int]:
+    """The values of every sample of forward_probe{run} over the last 30 minutes."""
+    r = requests.get(f"{base_url}/api/v1/query", params={"query": f'{METRIC}{{run="{run}"}}[30m]'}, timeout=30)
+    r.raise_for_status()
+    return {int(float(v)) for series in r.json()["data"]["result"] for _, v in series["values"]}
+
+
+def local(stack: st.Stack, probe: Probe, ids: Ids) -> Ids:
+    """What of `ids` the local backends hold (logs: Loki, when it runs)."""
+    got = Ids(traces={t for t in ids.traces if st.jaeger_trace(t)}, points=samples(st.url("prometheus"), probe.run))
+    if "loki" in stack.running():
+        body = st.inside_json(stack, "loki", 3100, "/loki/api/v1/query_range", {
+            "query": f'{{service_name="{SERVICE}"}} |= "{probe.run}"', "limit": 5000, "since": "1h"})
+        got.logs = {v[1] for s in body["data"]["result"] for v in s["values"]}
+    return got
+
+
+def until_arrived(what: str, fetch, ids: Ids, timeout: float, signals=("traces", "logs", "points")) -> float:
+    """Polls `fetch()` until it holds every id of `ids` (in `signals`); seconds it took."""
+    t0 = time.monotonic()
+
+    def arrived() -> bool:
+        got = fetch()
+        missing = {s: len(getattr(ids, s) - getattr(got, s)) for s in signals}
+        assert not any(missing.values()), f"missing {missing} of {ids.sizes()}"
+        return True
+
+    st.poll_until(arrived, timeout, what, interval=2)
+    return time.monotonic() - t0
+
+
+def thanos(stack: st.Stack, run: str) -> Ids:
+    return Ids(points=samples(st.url("thanos-query"), run))
+
+
+def remote_write_failed() -> float:
+    """Samples Prometheus gave up on (a 4xx answer): a retry is not a failure."""
+    return sum(float(r["value"][1]) for r in st.prom_query("prometheus_remote_storage_samples_failed_total"))
+
+
+def local_signals(stack: st.Stack) -> tuple[str, ...]:
+    return ("traces", "points", "logs") if "loki" in stack.running() else ("traces", "points")
+
+
+# ---- the tests ---------------------------------------------------------------------------
+
+def test_a_copy_of_every_signal_arrives_locally_and_remotely(fwd: st.Stack) -> None:
+    probe = Probe()
+    for _ in range(5):
+        probe.batch()
+    sent = probe.sent
+    local_s = until_arrived("every span and point is in Jaeger and Prometheus", lambda: local(fwd, probe, sent),
+                            sent, 120, local_signals(fwd))
+    remote_s = until_arrived("every span, log record and point reached remote-otlp", lambda: remote_otlp(fwd, probe.run),
+                             sent, 120)
+    rw_s = until_arrived("every point reached Thanos by remote_write", lambda: thanos(fwd, probe.run), sent, 120,
+                         ("points",))
+    FIGURES["copy, counted by id"] = {"sent": sent.sizes(), "local_s": round(local_s, 1),
+                                      "remote_otlp_s": round(remote_s, 1), "remote_write_s": round(rw_s, 1)}
+    # The demo's own traffic is forwarded too: the remote collector accepted spans of it.
+    demo_spans = st.collector_metric(fwd, "otelcol_exporter_sent_spans", exporter=TRACES)
+    assert demo_spans > len(sent.traces), f"the forward exporter sent only {demo_spans} spans"
+
+
+def test_log_records_arrive_locally_too(fwd: st.Stack) -> None:
+    """The local half of the logs' tee (the remote half is counted above): Loki."""
+    if "loki" not in fwd.running():
+        pytest.skip(f"Loki is not running here: {fwd.plan.missing.get('loki', 'not started')}")
+    probe = Probe()
+    probe.batch()
+    until_arrived("every log record is in Loki", lambda: local(fwd, probe, probe.sent), probe.sent, 120, ("logs",))
+
+
+def test_remote_outage_leaves_local_delivery_alone_and_the_copy_catches_up(fwd: st.Stack) -> None:
+    probe = Probe()
+
+    def local_latency(ids: Ids) -> float:
+        return until_arrived("the batch's spans are in Jaeger", lambda: local(fwd, probe, ids), ids, 60, ("traces",))
+
+    before = [local_latency(probe.batch()) for _ in range(3)]
+    refused = st.collector_metric(fwd, "otelcol_receiver_refused_spans")
+    given_up = remote_write_failed()
+    fwd.compose("stop", "remote-otlp", "thanos-receive")
+    t0 = time.monotonic()
+    during: list[float] = []
+    try:
+        while time.monotonic() - t0 < 60:
+            started = time.monotonic()
+            during.append(local_latency(probe.batch()))
+            time.sleep(max(0.0, 5 - (time.monotonic() - started)))
+        queued = st.collector_metric(fwd, "otelcol_exporter_queue_size", exporter=TRACES)
+    finally:
+        fwd.compose("start", "remote-otlp", "thanos-receive")
+    outage_s = time.monotonic() - t0
+    sent = probe.sent
+    local_all = until_arrived("every span and point sent is local", lambda: local(fwd, probe, sent), sent, 120,
+                              local_signals(fwd))
+    catch_up = until_arrived("the remote copy catches up with what was sent",
+                             lambda: remote_otlp(fwd, probe.run), sent, 300)
+    rw_catch_up = until_arrived("Thanos catches up by remote_write", lambda: thanos(fwd, probe.run), sent, 300,
+                                ("points",))
+    assert st.collector_metric(fwd, "otelcol_receiver_refused_spans") == refused, "the receiver refused spans"
+    assert remote_write_failed() == given_up, "Prometheus gave up on samples the remote refused"
+    FIGURES["60 s remote outage under the demo's load"] = {
+        "sent": sent.sizes(), "outage_s": round(outage_s), "forward queue at its end (bytes)": int(queued),
+        "local latency before, median s": round(statistics.median(before), 1),
+        "local latency during, median / max s": f"{statistics.median(during):.1f} / {max(during):.1f}",
+        "remote caught up after s": round(catch_up, 1), "thanos caught up after s": round(rw_catch_up, 1),
+        "local check after s": round(local_all, 1)}
+    # Local delivery is not held up by the copy: as fast as before, within the polling's grain.
+    assert max(during) < max(before) + 10, f"local latency during the outage {during} vs before {before}"
+    assert queued > 0, "nothing waited in the forward queue during the outage"
+
+
+def recreate_collector(fwd: st.Stack) -> None:
+    fwd.compose("up", "-d", "--no-deps", "--force-recreate", "--wait", "otel-collector", timeout=300)
+
+
+def forward_headers(fwd: st.Stack, token: str) -> None:
+    envfile.write_secrets({**fwd.env, "FORWARD_OTLP_HEADERS": f"authorization=Bearer%20{token}"},
+                          Path(fwd.env["SECRETS_DIR"]))
+
+
+def firing(alertname: str, **labels: str) -> bool:
+    return any(a["state"] == "firing" and a["labels"].get("alertname") == alertname
+               and all(a["labels"].get(k) == v for k, v in labels.items())
+               for a in st.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"])
+
+
+def test_a_wrong_token_is_loud_and_local_delivery_goes_on(fwd: st.Stack) -> None:
+    forward_headers(fwd, "not-the-token")
+    recreate_collector(fwd)
+    try:
+        probe = Probe()
+        t0 = time.monotonic()
+        ids = probe.batch()
+        until_arrived("local delivery goes on", lambda: local(fwd, probe, ids), ids, 60, ("traces",))
+        st.poll_until(lambda: "Unauthenticated" in fwd.logs("otel-collector", tail=300), 120,
+                      "the collector logs the remote's Unauthenticated answer")
+        st.poll_until(lambda: st.collector_metric(fwd, "otelcol_exporter_send_failed_spans", exporter=TRACES) > 0,
+                      120, "otelcol_exporter_send_failed_spans counts the refused copy")
+        st.poll_until(lambda: firing("OtelCollectorExporterFailing", exporter=TRACES), 300,
+                      "OtelCollectorExporterFailing fires for the forward exporter", interval=5)
+        line = next(ln for ln in fwd.logs("otel-collector", tail=300).splitlines() if "Unauthenticated" in ln)
+        FIGURES["wrong token"] = {"alert after s": round(time.monotonic() - t0), "log": line[-300:]}
+    finally:
+        forward_headers(fwd, fwd.token)
+        recreate_collector(fwd)
+
+
+def test_a_wrong_tls_setting_is_loud(fwd: st.Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORWARD_OTLP_INSECURE", "false")  # TLS towards a plain-gRPC backend
+    recreate_collector(fwd)
+    try:
+        t0 = time.monotonic()
+        st.poll_until(lambda: "handshake" in fwd.logs("otel-collector", tail=300), 120,
+                      "the collector logs the failed TLS handshake")
+        st.poll_until(lambda: st.collector_metric(fwd, "otelcol_exporter_queue_size", exporter=TRACES) > 0, 120,
+                      "the forward queue holds what cannot be sent")
+        st.poll_until(lambda: firing("OtelCollectorForwardStalled", exporter=TRACES), 420,
+                      "OtelCollectorForwardStalled fires for the forward exporter", interval=5)
+        line = next(ln for ln in fwd.logs("otel-collector", tail=300).splitlines() if "handshake" in ln)
+        FIGURES["wrong TLS"] = {"alert after s": round(time.monotonic() - t0), "log": line[-300:]}
+    finally:
+        monkeypatch.setenv("FORWARD_OTLP_INSECURE", "true")
+        recreate_collector(fwd)
