@@ -22,7 +22,9 @@ def scale(tmp_path_factory: pytest.TempPathFactory):
         require_image(var)
     # Fast grouping (the drill profile of Alertmanager) and Prometheus blocks of two
     # minutes, so the sidecars upload one while the tests run (2h in the profile itself).
-    settings = {"ALERTMANAGER_CONFIG_FILE": "alertmanager.drill.yml", "PROMETHEUS_BLOCK_DURATION": "2m"}
+    # The compactor looks every 30 s and takes a block as soon as it is uploaded.
+    settings = {"ALERTMANAGER_CONFIG_FILE": "alertmanager.drill.yml", "PROMETHEUS_BLOCK_DURATION": "2m",
+                "THANOS_COMPACT_INTERVAL": "30s", "THANOS_CONSISTENCY_DELAY": "0s"}
     project = os.environ.get("SCALE_PROJECT", "obs-scale")
     with st.compose_session(project, [REPO / "docker-compose.yml", SCALE_FILE], settings,
                             tmp_path_factory.mktemp("scale"), FIGURES) as s:
