@@ -32,6 +32,7 @@ export COMPOSE_FILE ?= $(shell $(PYTHON) scripts/compose_info.py files 2>/dev/nu
 # line wins.
 ifneq ($(wildcard twins/images.env),)
 TWIN_VARS := $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' twins/images.env)
+TWINS_USED := $(foreach v,$(filter %_IMAGE,$(TWIN_VARS)),$(if $(filter environment command line,$(origin $(v))),,$(v)))
 $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),,$(eval $(v) := $(shell sed -n 's/^$(v)=//p' twins/images.env))))
 export $(TWIN_VARS)
 endif
@@ -46,12 +47,17 @@ help: ## Show this help
 env: ## Create .env from .env.example with generated secrets (no-op when present)
 	@$(PYTHON) scripts/init_env.py
 
+# Said on every start, so no one mistakes a twin (no web UI in Prometheus and Alertmanager) for upstream.
+twin_notice = $(if $(TWINS_USED),@echo "Using twin images from twins/images.env for $(TWINS_USED) (built here; the Prometheus and Alertmanager twins have no web UI). Delete twins/images.env to use the pinned upstream images.")
+
 up: env ## Start the stack and wait until every service is healthy
+	$(twin_notice)
 	@$(call compose_up,)
 	@$(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 	@echo "Grafana login: user GRAFANA_ADMIN_USER, password GRAFANA_ADMIN_PASSWORD, both in $(CURDIR)/.env"
 
 up-scale: env ## Start the scale-out profile: collector agent + 2 gateways, Alertmanager pair, Prometheus pair + Thanos
+	$(twin_notice)
 	@$(call compose_up,COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml)
 	@COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 

@@ -31,10 +31,23 @@ def tracked_text_files() -> list[str]:
             and not f.startswith(DATA)]
 
 
+def tag(ref: str) -> str | None:
+    """The tag of an image reference (a registry's :port before the last / is not one)."""
+    name = ref.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name else None
+
+
 def versions() -> dict[str, str]:
-    """X_IMAGE -> the version in its pinned tag (v1.2.3 -> 1.2.3)."""
-    return {var: ref.rsplit(":", 1)[1].removeprefix("v") for var, ref in image_defaults().items()
-            if var != "DEMO_IMAGE"}
+    """X_IMAGE -> the version in its pinned tag (v1.2.3 -> 1.2.3); unpinned ones are left
+    to test_every_image_is_pinned, which names them."""
+    return {var: t.removeprefix("v") for var, ref in image_defaults().items()
+            if var != "DEMO_IMAGE" and (t := tag(ref)) and t != "latest"}
+
+
+def test_every_image_is_pinned():
+    unpinned = [f"{var}={ref}" for var, ref in image_defaults().items()
+                if var != "DEMO_IMAGE" and tag(ref) in (None, "latest")]
+    assert not unpinned, f"image default without a version tag (pin it in its compose file): {unpinned}"
 
 
 @pytest.mark.parametrize("var", sorted(versions()))
