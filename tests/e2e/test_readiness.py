@@ -27,6 +27,8 @@ def broken_config(folder) -> None:
     config["receivers"]["otlp/again"] = config["receivers"]["otlp"]
     config["service"]["pipelines"]["traces"]["receivers"].append("otlp/again")
     (folder / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # The collector's command loads the user's additions last (empty as shipped).
+    (folder / "config.extras.yml").write_text((REPO / "otel-collector" / "config.extras.yml").read_text())
 
 
 def make_up(tmp_path, config_dir) -> tuple[subprocess.CompletedProcess, float]:
