@@ -151,7 +151,7 @@ def record(target: Target, scenario: str, out: Path, lookback: float, interval: 
            "evaluation_interval": f"{interval}s",
            "tests": [{"name": f"drill {scenario}, recorded {log['fault_start']:.0f}: quiet before the fault, "
                               f"firing when it fired live", "interval": f"{interval}s",
-                      "external_url": _external_url(target),
+                      "external_labels": _external_labels(target),
                       "input_series": [{"series": k, "values": expanding(v)} for k, v in sorted(series.items())],
                       "alert_rule_test": tests}]}
     out.write_text(f"# Recorded by `make record-drill SCENARIO={scenario}` from a live drill (drills/record.py).\n"
@@ -160,9 +160,12 @@ def record(target: Target, scenario: str, out: Path, lookback: float, interval: 
     return out
 
 
-def _external_url(target: Target) -> str:
-    flags = target.get_json("prometheus", "/api/v1/status/flags")["data"]
-    return flags["web.external-url"]
+def _external_labels(target: Target) -> dict:
+    """The live Prometheus' external labels, expanded (runbook_base renders runbook_url)."""
+    import yaml
+
+    config = yaml.safe_load(target.get_json("prometheus", "/api/v1/status/config")["data"]["yaml"])
+    return config["global"].get("external_labels", {})
 
 
 def promtool(test_file: Path, rules_dir: Path = REPO / "prometheus") -> subprocess.CompletedProcess:

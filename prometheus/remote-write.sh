@@ -34,6 +34,8 @@ rm -f "$out"
   cat "$src"
   printf '\n# Added by remote-write.sh from PROMETHEUS_REMOTE_WRITE_URL.\nremote_write:\n'
   printf '  - name: forward\n    url: "%s"\n' "$PROMETHEUS_REMOTE_WRITE_URL"
+  # runbook_base is for this stack's alert links, not a label on every copied series.
+  printf '    write_relabel_configs:\n      - action: labeldrop\n        regex: runbook_base\n'
   if [ -n "${PROMETHEUS_REMOTE_WRITE_USERNAME:-}" ]; then
     printf '    basic_auth:\n      username: "%s"\n      password_file: %s\n' "$PROMETHEUS_REMOTE_WRITE_USERNAME" "$secret"
   elif [ -s "$secret" ]; then

@@ -92,7 +92,7 @@ def prometheus_scale(main_text: str) -> str:
     cfg = yaml.safe_load(main_text)
     # Prometheus 3 expands ${VAR} in external label values: one file for both replicas.
     cfg["global"].setdefault("external_labels", {})["replica"] = "${PROMETHEUS_REPLICA}"
-    cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": SCALE_ALERTMANAGERS}]}]}
+    cfg["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": SCALE_ALERTMANAGERS}]}]
     return HEADER.format(
         src="prometheus.yml",
         what="a replica of the scale-out pair (replica label from PROMETHEUS_REPLICA, both Alertmanagers).",

@@ -31,11 +31,9 @@ def test_alert_has_severity_and_annotations(name):
     assert labels.get("severity") in ar.SEVERITIES, f"{name}: severity {labels.get('severity')!r}"
     for key in ("summary", "description", "runbook_url"):
         assert ann.get(key, "").strip(), f"{name}: annotation {key} missing"
-    # The alert sink serves docs/runbooks/<name>.md at /runbooks/<name>, on the host of
-    # Prometheus' external URL; the port is the sink's published one.
-    sink_port = next(int(p.rsplit(":", 1)[1]) for p in COMPOSE["services"]["alert-sink"]["ports"])
-    assert ann["runbook_url"] == (
-        f'{{{{ reReplaceAll ":[0-9]+$" ":{sink_port}" $externalURL }}}}/runbooks/{name}'), ann["runbook_url"]
+    # One setting says where runbooks live (prometheus.yml's external label runbook_base);
+    # the alert sink serves docs/runbooks/<name>.md at /runbooks/<name>.
+    assert ann["runbook_url"] == f"{{{{ $externalLabels.runbook_base }}}}/runbooks/{name}", ann["runbook_url"]
 
 
 @pytest.mark.parametrize("name", sorted(ALERTS))
@@ -118,3 +116,14 @@ def test_conventions_list_every_alert():
     section = text.split("## Alerts", 1)[1]
     missing = [n for n in ALERTS if f"`{n}`" not in section]
     assert not missing, f"docs/conventions.md 'Alerts' section misses {missing}"
+
+
+def test_runbook_links_follow_one_setting_to_the_alert_sink():
+    """prometheus.yml takes runbook_base from RUNBOOK_BASE_URL, whose default in compose is
+    the alert sink's published port, and drops the label from the alerts it sends."""
+    prom = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    assert prom["global"]["external_labels"]["runbook_base"] == "${RUNBOOK_BASE_URL}"
+    assert {"action": "labeldrop", "regex": "runbook_base"} in prom["alerting"]["alert_relabel_configs"]
+    default = COMPOSE["services"]["prometheus"]["environment"]["RUNBOOK_BASE_URL"]
+    sink_port = next(int(p.rsplit(":", 1)[1]) for p in COMPOSE["services"]["alert-sink"]["ports"])
+    assert default.startswith("${RUNBOOK_BASE_URL:-") and default.endswith(f":{sink_port}}}"), default
