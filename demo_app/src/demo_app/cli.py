@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 from . import settings as settings_module
@@ -14,7 +13,7 @@ def build(role: str):
     settings = settings_module.load(role)
     from .telemetry import Telemetry, configure_logging
 
-    telemetry = Telemetry(role, otlp_logs_sampled_only=settings.otlp_logs_sampled_only)
+    telemetry = Telemetry(role, otlp_logs_sampled_only=settings.otlp_logs_sampled_only, tuned=settings.tuned)
     configure_logging(telemetry, settings.log_level)
     if role == "shop":
         from .shop import create_app
@@ -25,17 +24,6 @@ def build(role: str):
     else:
         from .alertsink import create_app
     return settings, create_app(settings, telemetry)
-
-
-def tune_gc() -> None:
-    """Cheaper cyclic GC for a long-running server. The telemetry batch queues keep
-    thousands of spans/log records alive between exports, so with the default gen0
-    threshold (700) the collector runs every few requests and re-scans them (~40 us per
-    request in the inventory benchmark with telemetry on). Freezing the objects created
-    at start-up (modules, app, routes) keeps them out of every later full collection."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    tune_gc()
+    if settings.tuned:
+        from . import tuning
+
+        tuning.gc()
     # log_config=None: keep our JSON logging; uvicorn's loggers propagate to root.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=5, limit_concurrency=settings.max_connections)

@@ -60,9 +60,9 @@ class Store:
             )
         else:
             self._conn = self._raw
-        # One cursor for the store's life (all use is under the lock): the traced cursor
-        # proxy and its tracer cost ~10 us to build per request.
-        self._cur = self._conn.cursor()
+        # A cursor per query, as DB-API code usually does; the benchmark's tuning
+        # (demo_app/tuning.py) shares one instead (all use is under the lock).
+        self._shared_cursor = self._conn.cursor() if telemetry.tuned else None
         with self._lock:
             self._raw.execute(
                 "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
@@ -73,6 +73,9 @@ class Store:
             for item_id, name, _, stock in self._raw.execute("SELECT * FROM items").fetchall():
                 self._initial[item_id] = stock
                 self._stock_gauge.labels(name).set(stock)
+
+    def _cursor(self):
+        return self._shared_cursor if self._shared_cursor is not None else self._conn.cursor()
 
     def _check(self) -> None:
         if self._faults.outage:
@@ -90,14 +93,14 @@ class Store:
     def list_items(self) -> list[dict]:
         self._check()
         with self._lock:
-            cur = self._cur
+            cur = self._cursor()
             cur.execute("SELECT id, name, price_cents, stock FROM items ORDER BY id")
             return [self._row(r) for r in cur.fetchall()]
 
     def get_item(self, item_id: int) -> dict | None:
         self._check()
         with self._lock:
-            cur = self._cur
+            cur = self._cursor()
             cur.execute("SELECT id, name, price_cents, stock FROM items WHERE id = ?", (item_id,))
             row = cur.fetchone()
         return self._row(row) if row else None
@@ -106,7 +109,7 @@ class Store:
         """Returns ("reserved"|"insufficient"|"missing", item)."""
         self._check()
         with self._lock:
-            cur = self._cur
+            cur = self._cursor()
             cur.execute("UPDATE items SET stock = stock - ? WHERE id = ? AND stock >= ?", (quantity, item_id, quantity))
             updated = cur.rowcount
             cur.execute("SELECT id, name, price_cents, stock FROM items WHERE id = ?", (item_id,))
@@ -129,7 +132,7 @@ class Store:
         number of items checked; raises when the store is unavailable or a count is off."""
         self._check()
         with self._lock:
-            rows = self._cur.execute("SELECT id, stock FROM items").fetchall()
+            rows = self._cursor().execute("SELECT id, stock FROM items").fetchall()
         bad = [item_id for item_id, stock in rows if stock < 0]
         if bad:
             raise ValueError(f"negative stock on items {bad}")

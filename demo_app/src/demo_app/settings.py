@@ -48,6 +48,9 @@ class RoleSettings(BaseSettings):
     max_json_depth: int = Field(32, ge=2, le=512)
     # Connections served at once (uvicorn's limit_concurrency); more get a 503 at once.
     max_connections: int = Field(200, ge=1, le=10_000)
+    # The benchmark's throughput tuning (demo_app/tuning.py). Off: the SDK's defaults, the
+    # plain pattern this demo shows.
+    tuned: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from pythonjsonlogger.json import JsonFormatter
 
-from . import __version__
+from . import __version__, tuning
 from .metrics import ServiceMetrics
 
 # Set by the HTTP middleware for the duration of a request.
@@ -41,39 +41,13 @@ def telemetry_enabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "false").strip().lower() != "true"
 
 
-class _Resource(Resource):
-    """A Resource whose hash is computed once. The OTLP encoders group every span and
-    log record of a batch by resource, and Resource.__hash__ JSON-dumps all attributes
-    on each call (~7% of the span export thread's CPU in the benchmark profile)."""
-
-    def __hash__(self) -> int:
-        try:
-            return self._hash
-        except AttributeError:
-            self._hash = super().__hash__()
-            return self._hash
-
-
 def build_resource(role: str) -> Resource:
     resource = Resource.create({"service.version": __version__})
     name = str(resource.attributes.get("service.name", ""))
     if not name or name.startswith("unknown_service"):
         # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win; the role is the fallback.
         resource = resource.merge(Resource({"service.name": role}))
-    # Resources are immutable (attributes are a frozen mapping), so the hash can be cached.
-    return _Resource(resource.attributes, resource.schema_url)
-
-
-# Bigger batches than the SDK defaults (queue 2048, batch 512): fewer OTLP POSTs per
-# span/log record under load. Applied only when the environment sets neither size,
-# so OTEL_BSP_* / OTEL_BLRP_* keep full control (and their consistency checks).
-BATCH_DEFAULTS = {"max_queue_size": 8192, "max_export_batch_size": 2048}
-
-
-def _batch_kwargs(prefix: str) -> dict[str, int]:
-    if os.environ.get(f"{prefix}_MAX_QUEUE_SIZE") or os.environ.get(f"{prefix}_MAX_EXPORT_BATCH_SIZE"):
-        return {}
-    return dict(BATCH_DEFAULTS)
+    return resource
 
 
 class _CountingExporter:
@@ -129,9 +103,12 @@ class Telemetry:
         span_exporter: SpanExporter | None = None,
         log_exporter: LogRecordExporter | None = None,
         otlp_logs_sampled_only: bool = False,
+        tuned: bool = False,
     ):
         self.enabled = telemetry_enabled() if enabled is None else enabled
-        self.resource = build_resource(role)
+        # DEMO_TUNED: the benchmark's opt-in tuning (demo_app/tuning.py); off, the SDK's defaults.
+        self.tuned = tuned
+        self.resource = tuning.resource(build_resource(role)) if tuned else build_resource(role)
         self.service = str(self.resource.attributes["service.name"])
         self.role = role
         self.metrics = ServiceMetrics(self.service, role)
@@ -158,7 +135,7 @@ class Telemetry:
                 # BatchSpanProcessor: bounded queue (OTEL_BSP_MAX_QUEUE_SIZE), drops when full.
                 try:
                     tp.add_span_processor(BatchSpanProcessor(CountingSpanExporter(span_exporter, self.metrics),
-                                       **_batch_kwargs("OTEL_BSP")))
+                                                             **self._batch_kwargs("OTEL_BSP")))
                 except ValueError as exc:  # e.g. OTEL_BSP_* inconsistent: serve without traces
                     self.config_errors.append(f"traces disabled: {exc}")
             self.tracer_provider = tp
@@ -172,13 +149,16 @@ class Telemetry:
                 try:
                     lp.add_log_record_processor(
                         BatchLogRecordProcessor(CountingLogExporter(log_exporter, self.metrics),
-                                            **_batch_kwargs("OTEL_BLRP"))
+                                                **self._batch_kwargs("OTEL_BLRP"))
                     )
                     self.logger_provider = lp
                     self.otlp_log_handler = make_otlp_log_handler(lp, otlp_logs_sampled_only)
                 except ValueError as exc:  # e.g. OTEL_BLRP_* inconsistent
                     self.config_errors.append(f"OTLP logs disabled: {exc}")
         self.tracer = self.tracer_provider.get_tracer("demo_app", __version__)
+
+    def _batch_kwargs(self, prefix: str) -> dict[str, int]:
+        return tuning.batch_kwargs(prefix) if self.tuned else {}
 
     def shutdown(self) -> None:
         for provider in (self.tracer_provider, self.logger_provider):
