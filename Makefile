@@ -37,7 +37,7 @@ $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),
 export $(TWIN_VARS)
 endif
 
-.PHONY: exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
+.PHONY: lock exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
         twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
@@ -82,8 +82,11 @@ urls: ## Print every published UI and endpoint of the running stack
 validate: ## Run the real validators (promtool, amtool, otelcol, jaeger, loki, compose)
 	$(PYTHON) scripts/validate.py
 
-venv: ## Create or refresh .venv from the pinned requirements (make test does it)
+venv: ## Create or refresh .venv from requirements.lock, hashes checked (make test does it)
 	@$(PYTHON) scripts/venv.py
+
+lock: ## Re-resolve requirements-dev.txt into requirements.lock (after changing a pin)
+	@$(PYTHON) scripts/venv.py --lock
 
 test: venv ## Run all tests (unit, config, e2e where images exist) from .venv
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)

