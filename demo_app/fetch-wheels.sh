@@ -8,14 +8,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/wheelhouse"
 py="${PYTHON:-python3}"
 mkdir -p "$out"
-# Binary wheels for manylinux x86_64 and the target interpreter, resolved from the pins.
-"$py" -m pip download --quiet --dest "$out" --only-binary=:all: \
+# Binary wheels for manylinux x86_64 and the target interpreter, from the hashed lock
+# (the build backend, setuptools, included).
+"$py" -m pip download --quiet --dest "$out" --only-binary=:all: --require-hashes \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
   --python-version "$PYV" --implementation cp \
-  -r "$here/requirements.txt"
-# Build backend for installing the project from source inside the image (pure Python).
-"$py" -m pip download --quiet --dest "$out" --only-binary=:all: --python-version "$PYV" \
-  --platform any "setuptools>=68"
+  -r "$here/requirements.lock"
 # The project's own wheel (also checks that it builds).
 "$py" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$out" "$here" 2>/dev/null \
   || "$py" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$here"

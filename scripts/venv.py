@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
 REQUIREMENTS = REPO / "requirements-dev.txt"
 LOCK = REPO / "requirements.lock"
+# The demo image installs its own lock (demo_app/Dockerfile); `make lock` writes both.
+DEMO_REQUIREMENTS = REPO / "demo_app" / "requirements.txt"
+DEMO_LOCK = REPO / "demo_app" / "requirements.lock"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 STAMP = VENV / "requirements.sha256"
 # pip's own wheel for the bootstrap where ensurepip is missing (pypi.org JSON API gives
@@ -65,13 +68,22 @@ def pins(text: str) -> dict[str, str]:
     return {_name(n): v for n, v in PIN.findall(text)}
 
 
+def locks() -> list[tuple[Path, Path]]:
+    """(requirements file, the lock resolved from it)."""
+    return [(REQUIREMENTS, LOCK), (DEMO_REQUIREMENTS, DEMO_LOCK)]
+
+
 def stale_pins() -> list[str]:
-    """Pins in requirements-dev.txt (and its -r files) that requirements.lock disagrees with."""
-    locked = pins(LOCK.read_text())
-    wanted: dict[str, str] = {}
-    for f in requirement_files():
-        wanted.update(pins(f.read_text()))
-    return [f"{n}=={v} (lock: {locked.get(n, 'absent')})" for n, v in sorted(wanted.items()) if locked.get(n) != v]
+    """Pins (with those of -r files) that their lock disagrees with, as `name==pin (lock: x)`."""
+    stale = []
+    for requirements, lock_file in locks():
+        locked = pins(lock_file.read_text())
+        wanted: dict[str, str] = {}
+        for f in requirement_files(requirements):
+            wanted.update(pins(f.read_text()))
+        stale += [f"{n}=={v} ({lock_file.relative_to(REPO)}: {locked.get(n, 'absent')})"
+                  for n, v in sorted(wanted.items()) if locked.get(n) != v]
+    return stale
 
 
 def fingerprint() -> str:
@@ -138,9 +150,11 @@ def lock() -> None:
     """Resolve requirements-dev.txt into requirements.lock with the uv that the current lock
     installs: every platform's wheels hashed, markers kept (--universal)."""
     ensure()
-    os.chdir(REPO)  # relative paths in the lock's "# via -r ..." comments
-    run(VENV / "bin" / "uv", "pip", "compile", "--quiet", "--universal", "--python-version", "3.11",
-        "--generate-hashes", "--custom-compile-command", "make lock", "-o", LOCK.name, REQUIREMENTS.name)
+    os.chdir(REPO)  # relative paths in the locks' "# via -r ..." comments
+    for requirements, lock_file in locks():
+        run(VENV / "bin" / "uv", "pip", "compile", "--quiet", "--universal", "--python-version", "3.11",
+            "--generate-hashes", "--custom-compile-command", "make lock",
+            "-o", lock_file.relative_to(REPO), requirements.relative_to(REPO))
 
 
 def main() -> int:
@@ -149,7 +163,7 @@ def main() -> int:
         return 0
     stale = stale_pins()
     if stale:
-        sys.exit(f"{LOCK.name} is behind {REQUIREMENTS.name}: {', '.join(stale)}; run `make lock`")
+        sys.exit(f"a lock is behind its pins: {', '.join(stale)}; run `make lock`")
     ensure()
     return 0
 
