@@ -32,8 +32,9 @@ def _code(text: str) -> list[str]:
 def _settings_read_by_code() -> str:
     """Every tracked non-Markdown file's text, plus the demo's pydantic settings by their
     environment names (DEMO_ + field name; the demo's source is not imported here)."""
-    texts = [(REPO / f).read_text(errors="ignore") for f in TRACKED
-             if not f.endswith(".md") and (REPO / f).is_file() and (REPO / f).stat().st_size < 1_000_000]
+    texts = [(REPO / f).read_text(errors="ignore") for f in TRACKED  # not this file: its examples are stale
+             if not f.endswith(".md") and (REPO / f).is_file() and (REPO / f).stat().st_size < 1_000_000
+             and REPO / f != Path(__file__).resolve()]
     fields = re.findall(r"^    ([a-z]\w*): ", DEMO_SETTINGS.read_text(), re.MULTILINE)
     return "\n".join(texts + ["DEMO_" + f.upper() for f in fields])
 
