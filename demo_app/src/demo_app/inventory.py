@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .faults import Faults
-from .httpkit import ErrorBody, JsonInt, error_response, from_state
+from .app_base import from_state
+from .errors import ErrorBody, JsonInt, error_response
 from .settings import MAX_ITEM_ID, InventorySettings
 from .telemetry import Telemetry
 from .web import DependencyUnavailable, build_app, fault_dependency, include_api

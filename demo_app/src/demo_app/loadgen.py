@@ -12,7 +12,7 @@ import time
 import httpx
 from fastapi import FastAPI
 
-from .httpkit import background, new_app
+from .app_base import background, new_app
 from .settings import LOADGEN_ENDPOINTS as ENDPOINTS
 from .settings import LoadgenSettings
 from .telemetry import Telemetry

@@ -42,7 +42,7 @@ class RoleSettings(BaseSettings):
     # written outside a trace or inside a sampled one (the cheap setting with a low
     # OTEL_TRACES_SAMPLER_ARG; demo_app/README.md, "Benchmark").
     otlp_logs_sampled_only: bool = False
-    # Request limits (demo_app.httpkit): bodies above max_body_bytes get a 413 before they
+    # Request limits (demo_app.request_limits): bodies above max_body_bytes get a 413 before they
     # are read whole; JSON nested deeper than max_json_depth a 400.
     max_body_bytes: int = Field(16 * KiB, ge=1 * KiB, le=16 * MiB)
     max_json_depth: int = Field(32, ge=2, le=512)

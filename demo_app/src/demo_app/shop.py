@@ -16,7 +16,8 @@ from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
 from .faults import Faults
-from .httpkit import ErrorBody, JsonInt, error_response, from_state
+from .app_base import from_state
+from .errors import ErrorBody, JsonInt, error_response
 from .settings import MAX_ITEM_ID, ShopSettings
 from .telemetry import Telemetry, request_id_var
 from .web import DependencyUnavailable, build_app, fault_dependency, include_api

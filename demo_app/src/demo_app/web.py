@@ -17,7 +17,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from .faults import FaultError, Faults, FaultState, FaultUpdate, InjectedFault
-from .httpkit import ErrorBody, background, error_response, new_app
+from .app_base import background, new_app
+from .errors import ErrorBody, error_response
 from .settings import ServiceSettings
 from .telemetry import Telemetry, request_id_var, service_var
 

@@ -11,7 +11,8 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from ..httpkit import ErrorBody, error_response, new_app, validation_details
+from ..app_base import new_app
+from ..errors import ErrorBody, error_response, validation_details
 from ..settings import AlertSinkSettings
 from ..telemetry import Telemetry, service_var
 from . import page

@@ -1,7 +1,4 @@
-"""What every role's HTTP surface shares: request limits, one error shape, and the
-dependency that hands routes what the lifespan opened (from_state).
-
-RequestLimits (pure ASGI middleware) refuses, before the app sees a request:
+"""RequestLimits (pure ASGI middleware) refuses, before the app sees a request:
 - a body above max_body_bytes: 413 from Content-Length before reading, or while the body
   streams in (chunked uploads have no Content-Length);
 - a POST/PUT/PATCH whose Content-Type is not application/json: 415. This also keeps web
@@ -15,102 +12,18 @@ RequestLimits (pure ASGI middleware) refuses, before the app sees a request:
 
 A refused body is read to its end (discarded, up to DRAIN_MAX_BYTES) before the answer, so
 the client gets the readable JSON error instead of a connection reset.
-
-Every 4xx of ours and FastAPI's request validation errors have one JSON shape,
-{"error": "<message>", "details": [{"field", "message"}]} (ErrorBody), declared in the
-OpenAPI schema so generated tests can check it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Coroutine
-from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # How much of a refused body is read and thrown away so that the answer reaches the client
 # (closing a socket with unread data resets the connection); a larger one is cut off.
 DRAIN_MAX_BYTES = 64 * 1024 * 1024
-
-
-def _json_integer(value: object) -> object:
-    """JSON Schema's integer: 3 and 3.0 are, "3", 3.5 and true are not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("must be an integer")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError("must be an integer")
-        return int(value)
-    return value
-
-
-# An integer field as its OpenAPI schema ("type": "integer") says.
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
-
-
-class ErrorDetail(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: str
-    details: list[ErrorDetail] | None = None
-
-
-def error_response(status: int, message: str, details: list[dict] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": message}
-    if details:
-        body["details"] = details
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def validation_details(errors: list[dict]) -> list[dict]:
-    """Pydantic errors as [{"field": "body.quantity", "message": ...}]."""
-    return [{"field": ".".join(str(p) for p in e.get("loc", ())) or "body", "message": e.get("msg", "")}
-            for e in errors]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Request validation errors (path, query, body models) become a 400 in our shape;
-    Starlette's own 404/405 get the same shape."""
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        details = validation_details(exc.errors())
-        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-        return error_response(400, f"invalid request: {summary}", details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
-        headers = dict(getattr(exc, "headers", None) or {})
-        if exc.status_code == 405:
-            # Starlette names only the first route of the path; a path served by several
-            # routes (GET, POST and DELETE /admin/faults) allows all of their methods.
-            methods = {m for r in request.app.router.routes
-                       if getattr(r, "methods", None) and r.path_regex.match(request.url.path)
-                       for m in r.methods}
-            headers["Allow"] = ", ".join(sorted(methods))
-        return error_response(exc.status_code, str(exc.detail), headers=headers or None)
-
-
-def from_state(name: str):
-    """FastAPI dependency: the resource the lifespan put on app.state under `name`."""
-
-    def dependency(request: Request):
-        return getattr(request.app.state, name)
-
-    return dependency
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -229,42 +142,3 @@ class RequestLimits:
             return await receive()
 
         await self.app(scope, replay, send)
-
-
-# What every route may answer besides its own success (in the OpenAPI schema).
-COMMON_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415)}
-METRICS_RESPONSE = {200: {"description": "Prometheus exposition (OpenMetrics when asked for)",
-                          "content": {"text/plain": {}, "application/openmetrics-text": {}}}}
-
-
-def new_app(title: str, lifespan, settings, telemetry, on_reject=None) -> FastAPI:
-    """A role's FastAPI app with what all four share: /openapi.json (no docs UI; the
-    generated tests read it), the error shape, the request limits, /healthz, /metrics."""
-    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, responses=COMMON_ERRORS)
-    install_error_handlers(app)
-    app.add_middleware(RequestLimits, router=app.router, max_body_bytes=settings.max_body_bytes,
-                       max_json_depth=settings.max_json_depth, on_reject=on_reject)
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok", "service": telemetry.service}
-
-    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
-    async def metrics(request: Request):
-        body, content_type = telemetry.metrics.render(request.headers.get("accept"))
-        return Response(body, media_type=content_type)
-
-    return app
-
-
-@contextlib.asynccontextmanager
-async def background(coro: Coroutine) -> AsyncIterator[asyncio.Task]:
-    """Runs `coro` as a task for the duration of the block (an app's lifespan), then
-    cancels it and waits until it has stopped."""
-    task = asyncio.create_task(coro)
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
