@@ -23,6 +23,7 @@ from bench.project import Project
 from bench.resources import Stats
 from scripts import bounds, compose_info
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 from tests.tooling import require_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("bounds")]
@@ -104,7 +105,7 @@ def test_span_names_beyond_the_limit_go_to_the_overflow_series(project: Project)
         assert overflow > 0, f"no overflow series yet ({kept} series kept)"
         return kept, overflow
 
-    kept, overflow = st.poll_until(split, 120, "span metrics of 61 span names show the overflow series", interval=5)
+    kept, overflow = poll_until(split, 120, "span metrics of 61 span names show the overflow series", interval=5)
     FIGURES["span metrics: 61 span names, limit 20"] = f"{kept:.0f} series kept, {overflow:.0f} calls overflowed"
     assert kept <= int(SMALL["OTELCOL_SPAN_METRICS_MAX_SERIES"]), kept
 
@@ -121,7 +122,7 @@ def test_pushed_points_keep_at_most_16_attributes(project: Project) -> None:
         assert body["data"], "no gen_total series yet"
         return body["data"][0]
 
-    series = st.poll_until(labels, 60, "the pushed metric reaches Prometheus", interval=3)
+    series = poll_until(labels, 60, "the pushed metric reaches Prometheus", interval=3)
     attrs = {k: v for k, v in series.items() if k.startswith("a") and k[1:].isdigit()}
     FIGURES["pushed point with 31 attributes of 300 chars"] = (f"{len(attrs)} attribute labels kept, "
                                                              f"longest {max(map(len, attrs.values()), default=0)}")
@@ -150,7 +151,7 @@ def test_the_collector_queue_stays_in_its_bytes_bound(project: Project) -> None:
         assert on_disk.get("otelcol-queue", 0) > MiB, f"the queue is not on its volume: {on_disk}"
     finally:
         project.start("jaeger")
-    st.poll_until(lambda: collector(project)["otelcol_exporter_queue_size[otlp_grpc/jaeger]"] == 0, 180,
+    poll_until(lambda: collector(project)["otelcol_exporter_queue_size[otlp_grpc/jaeger]"] == 0, 180,
                   "the full queue drains into Jaeger once it is back", interval=3)
 
 
@@ -159,12 +160,12 @@ def test_jaeger_drops_traces_older_than_its_ttl(project: Project) -> None:
     old, new = secrets.token_hex(4), secrets.token_hex(4)
     t0 = time.time()
     generate(project, "traces", "--traces=50", "--child-spans=1", "--rate=1000", f'--telemetry-attributes=bench.run="{old}"')
-    st.poll_until(lambda: probes.jaeger_spans(project, old, t0 - 5, time.time()), 60,
+    poll_until(lambda: probes.jaeger_spans(project, old, t0 - 5, time.time()), 60,
                   "the first traces are in Jaeger", interval=3)
     time.sleep(max(0.0, t0 + ttl + 15 - time.time()))
     t1 = time.time()
     generate(project, "traces", "--traces=50", "--child-spans=1", "--rate=1000", f'--telemetry-attributes=bench.run="{new}"')
-    kept = st.poll_until(lambda: probes.jaeger_spans(project, new, t1 - 5, time.time()), 60,
+    kept = poll_until(lambda: probes.jaeger_spans(project, new, t1 - 5, time.time()), 60,
                          "traces written after the TTL are in Jaeger", interval=3)
     gone = probes.jaeger_spans(project, old, t0 - 5, t1)
     FIGURES["Jaeger TTL 1m"] = f"spans older than the TTL returned: {gone}; newer: {kept}"
@@ -178,7 +179,7 @@ def test_prometheus_drops_its_oldest_blocks_and_keeps_appending(project: Project
         assert n > 0, "no block dropped by retention yet"
         return n
 
-    st.poll_until(dropped, 300, "Prometheus drops a block by retention", interval=10)
+    poll_until(dropped, 300, "Prometheus drops a block by retention", interval=10)
     lowest = prom(project, "prometheus_tsdb_lowest_timestamp") / 1000
     blocks = prom(project, "prometheus_tsdb_storage_blocks_bytes")
     fresh = prom(project, 'time() - max(timestamp(up{job="prometheus"}))')

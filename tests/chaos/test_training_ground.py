@@ -11,6 +11,7 @@ import pytest
 
 from drills import chaos, scorecard
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 from .conftest import FIGURES
 
@@ -32,7 +33,7 @@ def pages_since(ground: st.Stack, since: float) -> list[str]:
 
 def test_a_healthy_stack_pages_nothing(ground: st.Stack) -> None:
     since = time.time() - 600  # everything since the stack came up
-    st.poll_until(lambda: ground.target.sink_alerts("Watchdog", "firing"), 120, "the Watchdog reaches the sink")
+    poll_until(lambda: ground.target.sink_alerts("Watchdog", "firing"), 120, "the Watchdog reaches the sink")
     time.sleep(max(0.0, QUIET_S - (time.time() - ground.up_at)))
     quiet = pages_since(ground, since)
     FIGURES["healthy stack under the demo load"] = f"{QUIET_S} s, pages: {len(quiet)}"
@@ -81,7 +82,7 @@ def test_a_recorded_drill_is_a_promtool_test_that_catches_a_raised_threshold(gro
     from drills.catalogue import FAULTS
     from tests.tooling import REPO
 
-    st.poll_until(lambda: not [a for a in ground.target.prometheus_alerts()
+    poll_until(lambda: not [a for a in ground.target.prometheus_alerts()
                                if a["labels"]["alertname"] == "DemoHighLatencyP95"], 240,
                   "the chaos run's latency alert is gone")
     # The recorded window (LOOKBACK_S before the fault) must hold no earlier fault: the

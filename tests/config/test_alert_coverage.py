@@ -103,7 +103,6 @@ def test_firing_tests_carry_a_service_label(name):
 def test_every_rule_file_is_covered_by_a_test_file():
     loaded = set()
     for f in ar.unit_test_files():
-        import yaml
         for rf in yaml.safe_load(f.read_text())["rule_files"]:
             loaded.add((f.parent / rf).resolve())
     missing = {f.name for f in ar.rule_files()} - {p.name for p in loaded}

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from scripts import compose_info
+from tests.e2e import clients
 from tests.e2e import stack as st
 from tests.tooling import COMPOSE_FILE, REPO, docker_works, require_image, required_images
 
@@ -87,9 +88,9 @@ def warm(stack: st.Stack) -> st.Stack:
     """Warm-up traffic on top of the load generator: a few direct requests of each kind."""
     if "shop" in stack.running():
         for _ in range(5):
-            requests.get(st.url("shop", "/api/products"), timeout=10)
-            requests.get(st.url("shop", "/api/products/1"), timeout=10)
-            requests.post(st.url("shop", "/api/checkout"), json={"product_id": 1, "quantity": 1}, timeout=10)
+            requests.get(clients.url("shop", "/api/products"), timeout=10)
+            requests.get(clients.url("shop", "/api/products/1"), timeout=10)
+            requests.post(clients.url("shop", "/api/checkout"), json={"product_id": 1, "quantity": 1}, timeout=10)
     return stack
 
 

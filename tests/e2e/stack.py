@@ -1,37 +1,29 @@
-"""The e2e stacks: which compose services can run here, bringing them up on the real
+"""The e2e stacks: which compose services can run here and bringing them up on the real
 compose files (compose_session: the default stack in tests/e2e, the scale-out profile in
-tests/scale), and small helpers to talk to them over 127.0.0.1 only. The pytest hooks
-(ordering, the summary) are in tests/e2e/conftest.py.
+tests/scale; drill_stack: the drill profile), the service x signal matrix and the
+session's measurements. Talking to the services is clients.py, waiting is polling.py,
+memory sampling docker_stats.py; the pytest hooks (ordering, the summary) are in
+tests/e2e/conftest.py.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import re
 import secrets
 import subprocess
-import threading
 import time
-from typing import Any, Callable, TypeVar
-from urllib.parse import urlencode
+from typing import Any
 
 import pytest
-import requests
 from testcontainers.compose import DockerCompose
 
 from scripts import compose_info, envfile
 from scripts.compose_plan import Plan, plan_stack, stand_ins
+from tests.e2e.clients import ENDPOINTS, HOST
+from tests.e2e.docker_stats import MemorySampler
 from tests.tooling import REPO
 
-T = TypeVar("T")
-
-# Every port of the e2e stack is published on loopback, on a free port Docker picks (an
-# override of the compose files' `ports`, see compose_session()), so the suite runs beside
-# a stack the user started with `make up`. The ports are read back from compose after
-# `up` (ENDPOINTS), never typed here: docker-compose.yml is the one place they live.
-HOST = "127.0.0.1"
-ENDPOINTS: dict[str, dict[int, int]] = {}  # service -> {container port: host port}
 # Which stack services each signal travels through: the service x signal matrix.
 # A test names the services it needs (a subset of its signal's row, sometimes more).
 SIGNALS: dict[str, tuple[str, ...]] = {
@@ -55,31 +47,10 @@ def matrix(started: list[str], columns: list[str]) -> list[str]:
         cells = [("+" if c in started else "-") if c in needs else "." for c in columns]
         lines.append(signal.ljust(width) + "  " + " ".join(x.center(len(c)) for x, c in zip(cells, columns)))
     return lines
+
+
 # What the session learns and prints at the end (and writes to build/).
 MEASUREMENTS: dict[str, Any] = {}
-
-
-class Timeout(AssertionError):
-    pass
-
-
-def poll_until(fn: Callable[[], T], timeout: float, message: str, interval: float = 1.0) -> T:
-    """Call fn until it returns something truthy (returned) or `timeout` seconds pass,
-    then fail with `message` and the last result or error seen. Exceptions from fn (a
-    connection refused, a failed assert inside fn) count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last = "fn never ran"
-    while True:
-        try:
-            result = fn()
-            if result:
-                return result
-            last = f"last result: {result!r}"
-        except Exception as exc:  # noqa: BLE001 - reported below, with the message
-            last = f"last error: {type(exc).__name__}: {exc}"
-        if time.monotonic() >= deadline:
-            raise Timeout(f"timed out after {timeout:.0f} s waiting until {message} ({last[:800]})")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- env for the compose run
@@ -111,156 +82,6 @@ def drill_profile() -> dict[str, str]:
         if (REPO / folder / default_name).exists():
             env[var] = default_name
     return env
-
-
-# ---------------------------------------------------------------- memory sampling
-
-_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 1e3, "mb": 1e6, "gb": 1e9}
-
-
-def parse_size(text: str) -> float:
-    """'12.5MiB' -> bytes."""
-    m = re.fullmatch(r"\s*([\d.]+)\s*([a-zA-Z]+)\s*", text)
-    if not m:
-        raise ValueError(f"unparsable size {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
-class MemorySampler(threading.Thread):
-    """Samples `docker stats --no-stream` for the project's containers in the background
-    and keeps each compose service's peak memory (and its limit)."""
-
-    def __init__(self, project: str, interval: float = 5.0):
-        super().__init__(name="e2e-docker-stats", daemon=True)
-        self.project = project
-        self.interval = interval
-        self.peak: dict[str, float] = {}
-        self.limit: dict[str, float] = {}
-        self.samples = 0
-        self.errors: list[str] = []
-        self._stop_event = threading.Event()
-
-    def sample(self) -> None:
-        ps = subprocess.run(
-            ["docker", "ps", "--filter", f"label=com.docker.compose.project={self.project}",
-             "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}'],
-            capture_output=True, text=True, timeout=30)
-        ids = dict(line.split(" ", 1) for line in ps.stdout.split("\n") if " " in line)
-        if not ids:
-            return
-        stats = subprocess.run(
-            ["docker", "stats", "--no-stream", "--format", "{{.ID}}\t{{.MemUsage}}", *ids],
-            capture_output=True, text=True, timeout=60)
-        for line in stats.stdout.splitlines():
-            cid, _, usage = line.partition("\t")
-            svc = next((s for i, s in ids.items() if i.startswith(cid) or cid.startswith(i)), None)
-            if svc is None or "/" not in usage:
-                continue
-            used, _, limit = usage.partition("/")
-            try:
-                self.peak[svc] = max(self.peak.get(svc, 0.0), parse_size(used))
-                self.limit[svc] = parse_size(limit)
-            except (ValueError, KeyError) as exc:
-                self.errors.append(str(exc))
-        self.samples += 1
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self.sample()
-            except (subprocess.SubprocessError, OSError) as exc:
-                self.errors.append(str(exc))
-            self._stop_event.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=90)
-
-    def report(self) -> dict[str, dict[str, float]]:
-        return {svc: {"peak_mib": round(self.peak[svc] / 2**20, 1),
-                      "limit_mib": round(self.limit.get(svc, 0) / 2**20, 1)}
-                for svc in sorted(self.peak)}
-
-
-# ---------------------------------------------------------------- talking to services
-
-def url(service: str, path: str = "", port: int | None = None) -> str:
-    """URL of a service's published port (`port`: the container port, needed only when
-    the service publishes several)."""
-    ports = ENDPOINTS.get(service)
-    if not ports:
-        raise AssertionError(f"{service} publishes no port in the e2e stack (published: {ENDPOINTS})")
-    if port is None:
-        if len(ports) != 1:
-            raise AssertionError(f"{service} publishes {sorted(ports)}: say which")
-        port = next(iter(ports))
-    return f"http://{HOST}:{ports[port]}{path}"
-
-
-def get_json(service: str, path: str, *, params: dict | None = None, timeout: float = 10,
-             **kwargs) -> Any:
-    r = requests.get(url(service, path), params=params, timeout=timeout, **kwargs)
-    r.raise_for_status()
-    return r.json()
-
-
-def prom_query(expr: str, **params: Any) -> list[dict]:
-    """Instant query; the result vector (raises on a query error)."""
-    body = get_json("prometheus", "/api/v1/query", params={"query": expr, **params})
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-def exemplar_trace_ids(series: str, window_s: float = 900) -> list[str]:
-    """trace_ids of the exemplars Prometheus holds for `series`, oldest first."""
-    end = time.time()
-    body = get_json("prometheus", "/api/v1/query_exemplars",
-                    params={"query": series, "start": end - window_s, "end": end})
-    assert body["status"] == "success", body
-    found = sorted((float(e["timestamp"]), e["labels"].get("trace_id", ""))
-                   for s in body["data"] for e in s["exemplars"])
-    return [i for _, i in found if HEX32.fullmatch(i) and set(i) != {"0"}]
-
-
-def new_trace_context() -> tuple[str, dict[str, str]]:
-    """A fresh W3C trace id and the `traceparent` header that makes the service continue
-    it (sampled), so the test knows the id of the trace its request produces."""
-    trace_id = secrets.token_hex(16)
-    return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-
-
-def jaeger_trace(trace_id: str) -> dict | None:
-    """The trace from Jaeger's query API, or None while it is not there (404)."""
-    r = requests.get(url("jaeger", f"/api/traces/{trace_id}"), timeout=10)
-    if r.status_code == 404:
-        return None
-    r.raise_for_status()
-    data = r.json().get("data") or []
-    return data[0] if data else None
-
-
-def inside_json(stack: Stack, service: str, port: int, path: str, params: dict | None = None) -> Any:
-    """GET a JSON API on a port the stack does not publish (Loki's: nothing a web page can
-    reach), from inside the project's network."""
-    query = ("?" + urlencode(params)) if params else ""
-    return json.loads(compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:{port}{path}{query}"))
-
-
-def collector_metric(stack: Stack, name: str, service: str = "otel-collector", port: int = 8888,
-                     **labels: str) -> float:
-    """Sum of a component's self-metric `name` over the series carrying `labels`, read from
-    its metrics endpoint (the collector's :8888) inside the network (the collector image
-    has no shell)."""
-    text = compose_info.fetch_inside(stack.compose_cmd, f"http://{service}:{port}/metrics", timeout=30)
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
 
 
 def to_json(obj: Any) -> str:

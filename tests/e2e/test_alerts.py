@@ -12,7 +12,9 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("alerts")]
 ERRORS_ALERT = "DemoErrorBudgetBurnFast"
@@ -26,11 +28,11 @@ ERROR_RATIO = 0.05
 
 
 def sink_alerts(alertname: str, status: str) -> list[dict]:
-    return st.get_json("alert-sink", "/api/alerts", params={"alertname": alertname, "status": status})["alerts"]
+    return clients.get_json("alert-sink", "/api/alerts", params={"alertname": alertname, "status": status})["alerts"]
 
 
 def prom_alert_state(alertname: str, service: str) -> str:
-    alerts = st.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"]
+    alerts = clients.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"]
     states = {a["state"] for a in alerts
               if a["labels"].get("alertname") == alertname and a["labels"].get("service") == service}
     return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
@@ -38,12 +40,12 @@ def prom_alert_state(alertname: str, service: str) -> str:
 
 def sink_messages(channel: str, title: str, seen: set[int] = frozenset()) -> list[dict]:
     """Email or Slack notifications at the sink whose subject/title is `title` (newest first)."""
-    body = st.get_json("alert-sink", "/api/notifications", params={"channel": channel, "limit": 1000})
+    body = clients.get_json("alert-sink", "/api/notifications", params={"channel": channel, "limit": 1000})
     return [n for n in body["notifications"] if n["title"] == title and n["id"] not in seen]
 
 
 def message_ids(channel: str) -> set[int]:
-    return {n["id"] for n in st.get_json("alert-sink", "/api/notifications",
+    return {n["id"] for n in clients.get_json("alert-sink", "/api/notifications",
                                          params={"channel": channel, "limit": 1000})["notifications"]}
 
 
@@ -61,7 +63,7 @@ def check_slack(n: dict, runbook: str, color: str) -> None:
 
 
 def alert_rule(alertname: str) -> dict:
-    groups = st.get_json("prometheus", "/api/v1/rules", params={"type": "alert"})["data"]["groups"]
+    groups = clients.get_json("prometheus", "/api/v1/rules", params={"type": "alert"})["data"]["groups"]
     rules = [r for g in groups for r in g["rules"] if r["name"] == alertname]
     assert rules, f"Prometheus has no alerting rule {alertname}"
     return rules[0]
@@ -69,7 +71,7 @@ def alert_rule(alertname: str) -> dict:
 
 @pytest.mark.services("prometheus", "alertmanager", "alert-sink")
 def test_watchdog_reaches_the_sink(warm: st.Stack) -> None:
-    st.poll_until(lambda: sink_alerts(WATCHDOG, "firing"), 120,
+    poll_until(lambda: sink_alerts(WATCHDOG, "firing"), 120,
                   f"a firing {WATCHDOG} notification reaches the alert sink", interval=2)
 
 
@@ -83,7 +85,7 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
     assert prom_alert_state(ERRORS_ALERT, "shop") == "inactive", "the error alert fires before any fault"
     already = {a["notification_id"] for a in sink_alerts(ERRORS_ALERT, "firing")}
     emails, slacks = message_ids("email"), message_ids("slack")
-    faults = st.url("shop", "/admin/faults")
+    faults = clients.url("shop", "/admin/faults")
     subject = f"[FIRING:1] {ERRORS_ALERT} shop (critical)"
 
     t_fault = time.monotonic()
@@ -98,7 +100,7 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
         return state == "firing"
 
     def in_alertmanager() -> dict:
-        alerts = st.get_json("alertmanager", "/api/v2/alerts",
+        alerts = clients.get_json("alertmanager", "/api/v2/alerts",
                              params={"filter": f'alertname="{ERRORS_ALERT}"', "active": "true"})
         ours = [a for a in alerts if a["labels"].get("service") == "shop"]
         assert ours, f"not in Alertmanager yet: {[a['labels'] for a in alerts]}"
@@ -112,13 +114,13 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
         return found[-1]
 
     try:
-        st.poll_until(firing, 300, f"{ERRORS_ALERT}{{service=shop}} fires in Prometheus with "
+        poll_until(firing, 300, f"{ERRORS_ALERT}{{service=shop}} fires in Prometheus with "
                       f"error_ratio={ERROR_RATIO} on shop", interval=0.5)
         fired_s = time.monotonic() - t_fault
-        am_alert = st.poll_until(in_alertmanager, 60, f"{ERRORS_ALERT}{{service=shop}} is active in Alertmanager")
+        am_alert = poll_until(in_alertmanager, 60, f"{ERRORS_ALERT}{{service=shop}} is active in Alertmanager")
         # The fault stays on until the notification is out (as in a drill): cleared any
         # earlier, a barely-crossed threshold can resolve before Alertmanager's group_wait.
-        firing_note = st.poll_until(lambda: at_sink("firing", already), 120,
+        firing_note = poll_until(lambda: at_sink("firing", already), 120,
                                     f"a firing {ERRORS_ALERT} notification reaches the alert sink", interval=1)
         notified_s = time.monotonic() - t_fault
         # The link Prometheus rendered (from its external URL) is the one to find in them.
@@ -127,12 +129,12 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
         # It opens the runbook page: the link's port is the sink's (published on another
         # port in this test stack).
         link = urlparse(runbook)
-        page = requests.get(st.url("alert-sink", link.path, port=link.port), timeout=10)
+        page = requests.get(clients.url("alert-sink", link.path, port=link.port), timeout=10)
         assert page.ok and f"<h1>{ERRORS_ALERT}</h1>" in page.text, page.text[:300]
-        email = st.poll_until(lambda: sink_messages("email", subject, emails), 120,
+        email = poll_until(lambda: sink_messages("email", subject, emails), 120,
                               f"the email '{subject}' reaches the sink's SMTP listener", interval=1)[0]
         emailed_s = time.monotonic() - t_fault
-        slack = st.poll_until(lambda: sink_messages("slack", subject, slacks), 120,
+        slack = poll_until(lambda: sink_messages("slack", subject, slacks), 120,
                               f"the Slack message '{subject}' reaches the sink", interval=1)[0]
     finally:
         # Hold the fault no longer than needed (see ERROR_RATIO), whatever happened.
@@ -155,14 +157,14 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
     check_slack(slack, runbook, "danger")
 
     # Only a resolution after the fault was cleared counts (not a flap while it was on).
-    st.poll_until(lambda: at_sink("resolved", resolved_before, ended_after=cleared_at), 600,
+    poll_until(lambda: at_sink("resolved", resolved_before, ended_after=cleared_at), 600,
                   f"the resolved {ERRORS_ALERT} notification reaches the sink after the fault was cleared",
                   interval=2)
     st.MEASUREMENTS.setdefault("clear_to_resolved_s", {})[ERRORS_ALERT] = round(time.monotonic() - t_clear, 1)
     resolved = subject.replace("[FIRING:1]", "[RESOLVED]")
-    check_email(st.poll_until(lambda: sink_messages("email", resolved, emails), 120,
+    check_email(poll_until(lambda: sink_messages("email", resolved, emails), 120,
                               f"the resolved email '{resolved}' reaches the sink", interval=2)[0], runbook)
-    check_slack(st.poll_until(lambda: sink_messages("slack", resolved, slacks), 120,
+    check_slack(poll_until(lambda: sink_messages("slack", resolved, slacks), 120,
                               f"the resolved Slack message '{resolved}' reaches the sink", interval=2)[0],
                 runbook, "good")
 
@@ -177,7 +179,7 @@ def test_latency_alert_goes_pending_then_firing_and_reaches_the_sink(warm: st.St
     assert float(rule.get("duration") or 0) > 0, f"{LATENCY_ALERT} has no for: {rule}"
     assert prom_alert_state(LATENCY_ALERT, "shop") == "inactive", "the latency alert fires before any fault"
     already = {a["notification_id"] for a in sink_alerts(LATENCY_ALERT, "firing")}
-    faults = st.url("shop", "/admin/faults")
+    faults = clients.url("shop", "/admin/faults")
     states: list[str] = []
 
     def firing() -> bool:
@@ -194,8 +196,8 @@ def test_latency_alert_goes_pending_then_firing_and_reaches_the_sink(warm: st.St
     r = requests.post(faults, json={"latency_ms": 700}, headers=warm.admin_headers, timeout=10)
     assert r.status_code == 200 and r.json()["latency_ms"] == 700, r.text
     try:
-        st.poll_until(firing, 240, f"{LATENCY_ALERT}{{service=shop}} fires with 700 ms added latency", interval=0.5)
-        st.poll_until(at_sink, 120, f"a firing {LATENCY_ALERT} notification reaches the alert sink", interval=1)
+        poll_until(firing, 240, f"{LATENCY_ALERT}{{service=shop}} fires with 700 ms added latency", interval=0.5)
+        poll_until(at_sink, 120, f"a firing {LATENCY_ALERT} notification reaches the alert sink", interval=1)
         st.MEASUREMENTS.setdefault("fault_to_notification_s", {})[LATENCY_ALERT] = round(time.monotonic() - t_fault, 1)
     finally:
         cleared = requests.delete(faults, headers=warm.admin_headers, timeout=10)
@@ -216,17 +218,17 @@ def test_inhibited_warning_sends_nothing_while_its_critical_pages(warm: st.Stack
                "annotations": {"summary": f"{name} on {service}"},
                "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
               for name, sev in ((page, "critical"), (warn, "warning"))]
-    r = requests.post(st.url("alertmanager", "/api/v2/alerts"), json=alerts, timeout=10)
+    r = requests.post(clients.url("alertmanager", "/api/v2/alerts"), json=alerts, timeout=10)
     assert r.status_code == 200, r.text
     subject = f"[FIRING:1] {page} {service} (critical)"
-    st.poll_until(lambda: sink_messages("email", subject), 60, f"the email for {page} arrives", interval=1)
-    st.poll_until(lambda: sink_messages("slack", subject), 60, f"the Slack message for {page} arrives", interval=1)
-    st.poll_until(lambda: sink_alerts(page, "firing"), 60, f"the webhook notification for {page} arrives")
-    status = {a["labels"]["alertname"]: a["status"] for a in st.get_json(
+    poll_until(lambda: sink_messages("email", subject), 60, f"the email for {page} arrives", interval=1)
+    poll_until(lambda: sink_messages("slack", subject), 60, f"the Slack message for {page} arrives", interval=1)
+    poll_until(lambda: sink_alerts(page, "firing"), 60, f"the webhook notification for {page} arrives")
+    status = {a["labels"]["alertname"]: a["status"] for a in clients.get_json(
         "alertmanager", "/api/v2/alerts", params={"filter": f'service="{service}"'})}
     assert status[warn]["state"] == "suppressed" and status[warn]["inhibitedBy"], status
     time.sleep(15)  # longer than the drill profile's group_wait and group_interval
-    everything = st.get_json("alert-sink", "/api/notifications", params={"limit": 1000})["notifications"]
+    everything = clients.get_json("alert-sink", "/api/notifications", params={"limit": 1000})["notifications"]
     leaked = [(n["channel"], n["title"]) for n in everything if warn in n["title"] or
               any(a.get("alertname") == warn for a in n["alerts"])]
     assert not leaked, f"the inhibited warning was sent: {leaked}"

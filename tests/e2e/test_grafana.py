@@ -6,7 +6,9 @@ import pytest
 import requests
 
 from grafana.panel_queries import all_queries, load_dashboards, substitute
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("dashboards"),
               pytest.mark.services("grafana", "prometheus", "loki", "jaeger", "alertmanager")]
@@ -17,15 +19,15 @@ FRONTEND_ONLY = {"alertmanager": "/api/v2/status"}
 
 
 def grafana(stack: st.Stack, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, st.url("grafana", path), auth=stack.grafana_auth, timeout=30, **kwargs)
+    return requests.request(method, clients.url("grafana", path), auth=stack.grafana_auth, timeout=30, **kwargs)
 
 
 def test_grafana_is_healthy_and_refuses_anonymous(warm: st.Stack) -> None:
-    health = st.poll_until(lambda: st.get_json("grafana", "/api/health"), 60, "Grafana /api/health answers")
+    health = poll_until(lambda: clients.get_json("grafana", "/api/health"), 60, "Grafana /api/health answers")
     assert health.get("database") == "ok", health
     # No anonymous access and no admin/admin: only the generated password gets in.
-    assert requests.get(st.url("grafana", "/api/datasources"), timeout=10).status_code == 401
-    assert requests.get(st.url("grafana", "/api/datasources"), auth=("admin", "admin"), timeout=10).status_code == 401
+    assert requests.get(clients.url("grafana", "/api/datasources"), timeout=10).status_code == 401
+    assert requests.get(clients.url("grafana", "/api/datasources"), auth=("admin", "admin"), timeout=10).status_code == 401
     assert grafana(warm, "GET", "/api/datasources").status_code == 200
 
 
@@ -47,7 +49,7 @@ def test_every_datasource_health_check_passes(warm: st.Stack) -> None:
         return body
 
     for uid in sorted(uids):
-        st.poll_until(lambda uid=uid: healthy(uid), 90, f"Grafana's health check of datasource {uid} passes",
+        poll_until(lambda uid=uid: healthy(uid), 90, f"Grafana's health check of datasource {uid} passes",
                       interval=5)
 
 
@@ -60,7 +62,7 @@ def test_committed_dashboards_are_provisioned(warm: st.Stack) -> None:
         assert committed.keys() <= found.keys(), f"provisioned {sorted(found)}, committed {sorted(committed)}"
         return found
 
-    st.poll_until(provisioned, 60, "every committed dashboard is provisioned in Grafana", interval=3)
+    poll_until(provisioned, 60, "every committed dashboard is provisioned in Grafana", interval=3)
 
 
 def _has_data(result: dict) -> bool:
@@ -96,4 +98,4 @@ def test_every_dashboard_query_returns_data(warm: st.Stack) -> None:
         assert not empty, f"{len(empty)} of {len(queries)} panel queries without data:\n" + "\n".join(empty)
         return True
 
-    st.poll_until(all_have_data, 240, "every dashboard panel query returns data", interval=15)
+    poll_until(all_have_data, 240, "every dashboard panel query returns data", interval=15)

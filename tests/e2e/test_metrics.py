@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("metrics")]
 
@@ -16,7 +18,7 @@ def test_every_scrape_target_of_a_running_service_is_up(warm: st.Stack) -> None:
     running = warm.running()
 
     def all_up() -> list[dict]:
-        targets = st.get_json("prometheus", "/api/v1/targets", params={"state": "active"})["data"]["activeTargets"]
+        targets = clients.get_json("prometheus", "/api/v1/targets", params={"state": "active"})["data"]["activeTargets"]
         jobs = {t["labels"]["job"] for t in targets}
         unknown = jobs - set(warm.plan.image_vars)
         assert not unknown, f"scrape jobs not named after a compose service: {sorted(unknown)}"
@@ -27,14 +29,14 @@ def test_every_scrape_target_of_a_running_service_is_up(warm: st.Stack) -> None:
         assert not down, f"targets not up (job, url, health, error): {down}"
         return targets
 
-    targets = st.poll_until(all_up, 120, "every scrape target of a running service is up", interval=3)
+    targets = poll_until(all_up, 120, "every scrape target of a running service is up", interval=3)
     st.MEASUREMENTS["scrape_jobs_up"] = sorted({t["labels"]["job"] for t in targets if t["health"] == "up"})
 
 
 @pytest.mark.services("prometheus", "shop", "inventory")
 def test_demo_red_metrics_are_queryable(warm: st.Stack) -> None:
     def by_service(expr: str) -> dict[str, float]:
-        return {r["metric"].get("service", ""): float(r["value"][1]) for r in st.prom_query(expr)}
+        return {r["metric"].get("service", ""): float(r["value"][1]) for r in clients.prom_query(expr)}
 
     def red() -> bool:
         rate = by_service('sum by (service) (rate(demo_http_requests_total{service=~"shop|inventory"}[1m]))')
@@ -46,9 +48,9 @@ def test_demo_red_metrics_are_queryable(warm: st.Stack) -> None:
         assert {"shop", "inventory"} <= in_flight.keys(), f"in-flight gauge by service: {in_flight}"
         return True
 
-    st.poll_until(red, 120, "demo RED metrics (rate, p95, in-flight) exist for shop and inventory", interval=3)
+    poll_until(red, 120, "demo RED metrics (rate, p95, in-flight) exist for shop and inventory", interval=3)
     # `route` is the templated route, never a raw path with an id in it.
-    routes = {r["metric"].get("route") for r in st.prom_query("count by (route) (demo_http_requests_total)")}
+    routes = {r["metric"].get("route") for r in clients.prom_query("count by (route) (demo_http_requests_total)")}
     raw = sorted(r for r in routes if r and re.search(r"/\d+(/|$)", r))
     assert not raw, f"raw paths in the route label (cardinality leak): {raw}"
     assert "/api/products/{product_id}" in routes, f"templated shop route missing; routes: {sorted(map(str, routes))}"
@@ -56,7 +58,7 @@ def test_demo_red_metrics_are_queryable(warm: st.Stack) -> None:
 
 @pytest.mark.services("prometheus", "loadgen", "shop")
 def test_loadgen_traffic_arrives(warm: st.Stack) -> None:
-    st.poll_until(lambda: st.prom_query('sum(demo_loadgen_requests_total{outcome="ok"}) > 0'), 120,
+    poll_until(lambda: clients.prom_query('sum(demo_loadgen_requests_total{outcome="ok"}) > 0'), 120,
                   "the load generator has completed requests (demo_loadgen_requests_total{outcome=ok})",
                   interval=3)
 
@@ -64,23 +66,23 @@ def test_loadgen_traffic_arrives(warm: st.Stack) -> None:
 @pytest.mark.services("prometheus", "shop")
 def test_exemplar_with_trace_id_is_queryable(warm: st.Stack) -> None:
     series = 'demo_http_request_duration_seconds_bucket{service="shop"}'
-    st.poll_until(lambda: st.exemplar_trace_ids(series), 120,
+    poll_until(lambda: clients.exemplar_trace_ids(series), 120,
                   f"an exemplar of {series} carries a trace_id (32 hex)", interval=3)
 
 
 @pytest.mark.services("prometheus", "otel-collector", "shop", "inventory")
 def test_span_metrics_from_the_collector_arrive(warm: st.Stack) -> None:
     def span_metrics() -> bool:
-        calls = {r["metric"].get("service_name"): float(r["value"][1]) for r in st.prom_query(
+        calls = {r["metric"].get("service_name"): float(r["value"][1]) for r in clients.prom_query(
             'sum by (service_name) (traces_span_metrics_calls_total{service_name=~"shop|inventory"})')}
         assert calls.get("shop", 0) > 0 and calls.get("inventory", 0) > 0, f"span calls by service_name: {calls}"
         # Jaeger's Monitor tab reads server spans from these two names exactly.
-        kinds = {r["metric"].get("span_kind") for r in st.prom_query(
+        kinds = {r["metric"].get("span_kind") for r in clients.prom_query(
             'count by (span_kind) (traces_span_metrics_duration_milliseconds_bucket{service_name="shop"})')}
         assert "SPAN_KIND_SERVER" in kinds, f"span kinds with a duration histogram for shop: {kinds}"
         return True
 
-    st.poll_until(span_metrics, 150, "span metrics (traces_span_metrics_*) for shop and inventory "
+    poll_until(span_metrics, 150, "span metrics (traces_span_metrics_*) for shop and inventory "
                   "reach Prometheus through the collector's OTLP export", interval=3)
 
 
@@ -108,12 +110,12 @@ def test_every_prometheus_panel_query_returns_data(warm: st.Stack) -> None:
     reasons = {q: excused(q) for q in queries}
 
     def all_have_data() -> bool:
-        empty = [q for q in queries if reasons[q] is None and not st.prom_query(substitute(q.expr))]
+        empty = [q for q in queries if reasons[q] is None and not clients.prom_query(substitute(q.expr))]
         assert not empty, f"{len(empty)} of {len(queries)} panel queries without data:\n" + "\n".join(
             f"{q.dashboard}/{q.panel}: {q.expr[:160]}" for q in empty)
         return True
 
-    st.poll_until(all_have_data, 240, "every Prometheus panel query returns data", interval=15)
+    poll_until(all_have_data, 240, "every Prometheus panel query returns data", interval=15)
     st.MEASUREMENTS["prometheus_panel_queries"] = {
         "with_data": sum(r is None for r in reasons.values()),
         "excused": sorted({f"{q.panel}: {r}" for q, r in reasons.items() if r})}
@@ -124,14 +126,14 @@ def test_demo_targets_scrape_within_their_limits(warm: st.Stack) -> None:
     """The running Prometheus applies the demo jobs' sample and label limits, and each
     demo target's scrape stays far under them."""
     def limits() -> dict[str, float]:
-        found = {r["metric"]["job"]: float(r["value"][1]) for r in st.prom_query(
+        found = {r["metric"]["job"]: float(r["value"][1]) for r in clients.prom_query(
             'scrape_sample_limit{job=~"shop|inventory|loadgen|alert-sink"}')}
         assert len(found) == 4, f"scrape_sample_limit per demo job: {found}"
         return found
 
-    limit = st.poll_until(limits, 60, "Prometheus reports the sample limit of every demo job")
+    limit = poll_until(limits, 60, "Prometheus reports the sample limit of every demo job")
     samples = {r["metric"]["job"]: float(r["value"][1])
-               for r in st.prom_query('scrape_samples_scraped{job=~"shop|inventory|loadgen|alert-sink"}')}
+               for r in clients.prom_query('scrape_samples_scraped{job=~"shop|inventory|loadgen|alert-sink"}')}
     for job, n in limit.items():
         assert n > 0 and 0 < samples.get(job, 0) < n / 2, f"{job}: {samples.get(job)} samples per scrape, limit {n}"
     st.MEASUREMENTS["demo_samples_per_scrape"] = samples

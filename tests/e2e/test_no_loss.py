@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("no-loss")]
 PATH = "/api/products/1"  # shop -> inventory -> SQLite: one trace with both services
@@ -31,8 +33,8 @@ def traced_requests(seconds: float, rate: float) -> list[str]:
     known id; returns every id. Every request must succeed: nothing on the request path
     depends on the component a test stops, and each one counts."""
     def one() -> tuple[str, int]:
-        trace_id, headers = st.new_trace_context()
-        return trace_id, requests.get(st.url("shop", PATH), headers=headers, timeout=10).status_code
+        trace_id, headers = clients.new_trace_context()
+        return trace_id, requests.get(clients.url("shop", PATH), headers=headers, timeout=10).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures, t0 = [], time.monotonic()
@@ -55,7 +57,7 @@ def whole(trace: dict | None) -> bool:
 
 def stored_traces(trace_ids: list[str]) -> set[str]:
     """The ids among `trace_ids` whose trace Jaeger holds whole."""
-    return {t for t in trace_ids if whole(st.jaeger_trace(t))}
+    return {t for t in trace_ids if whole(clients.jaeger_trace(t))}
 
 
 def wait_all_stored(trace_ids: list[str], timeout: float, what: str) -> int:
@@ -68,7 +70,7 @@ def wait_all_stored(trace_ids: list[str], timeout: float, what: str) -> int:
         assert not missing, f"{len(missing)} of {len(trace_ids)} traces not whole in Jaeger yet, e.g. {sorted(missing)[:3]}"
         return True
 
-    st.poll_until(done, timeout, what, interval=5)
+    poll_until(done, timeout, what, interval=5)
     return len(trace_ids) - len(missing)
 
 
@@ -92,9 +94,9 @@ def test_collector_restart_keeps_what_it_queued_for_a_down_backend(warm: st.Stac
     warm.compose("stop", "jaeger")
     try:
         def counts() -> tuple[float, float, float]:
-            return (st.collector_metric(warm, "otelcol_receiver_accepted_spans"),
-                    st.collector_metric(warm, "otelcol_exporter_sent_spans", **exporter),
-                    st.collector_metric(warm, "otelcol_exporter_queue_size", **exporter))  # bytes
+            return (clients.collector_metric(warm, "otelcol_receiver_accepted_spans"),
+                    clients.collector_metric(warm, "otelcol_exporter_sent_spans", **exporter),
+                    clients.collector_metric(warm, "otelcol_exporter_queue_size", **exporter))  # bytes
 
         before = counts()
         sent = traced_requests(seconds=10, rate=5)
@@ -118,13 +120,13 @@ def test_collector_restart_keeps_what_it_queued_for_a_down_backend(warm: st.Stac
 # ---- alerts ------------------------------------------------------------------------------
 
 def firing_in_prometheus(alertname: str, service: str) -> bool:
-    alerts = st.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"]
+    alerts = clients.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"]
     return any(a["state"] == "firing" and a["labels"].get("alertname") == alertname
                and a["labels"].get("service") == service for a in alerts)
 
 
 def sink_ids(alertname: str, service: str, status: str) -> set[int]:
-    alerts = st.get_json("alert-sink", "/api/alerts", params={"alertname": alertname, "status": status})["alerts"]
+    alerts = clients.get_json("alert-sink", "/api/alerts", params={"alertname": alertname, "status": status})["alerts"]
     return {a["notification_id"] for a in alerts if a["labels"].get("service") == service}
 
 
@@ -137,7 +139,7 @@ def stop_loadgen_until_resolved(stack: st.Stack, during) -> None:
         during()
     finally:
         stack.compose("start", "loadgen")
-    st.poll_until(lambda: sink_ids("TargetDown", "loadgen", "resolved") - before, 180,
+    poll_until(lambda: sink_ids("TargetDown", "loadgen", "resolved") - before, 180,
                   "TargetDown{service=loadgen} is resolved at the sink", interval=3)
 
 
@@ -148,12 +150,12 @@ def test_alert_firing_while_alertmanager_is_down_is_delivered(warm: st.Stack) ->
     def during() -> None:
         warm.compose("stop", "alertmanager")
         try:
-            st.poll_until(lambda: firing_in_prometheus("TargetDown", "loadgen"), 120,
+            poll_until(lambda: firing_in_prometheus("TargetDown", "loadgen"), 120,
                           "TargetDown{service=loadgen} fires in Prometheus while Alertmanager is down", interval=3)
             time.sleep(10)  # Prometheus fails to send it meanwhile
         finally:
             warm.compose("start", "alertmanager")
-        st.poll_until(lambda: sink_ids("TargetDown", "loadgen", "firing") - before, 180,
+        poll_until(lambda: sink_ids("TargetDown", "loadgen", "firing") - before, 180,
                       "the alert that fired while Alertmanager was down reaches the sink", interval=3)
 
     stop_loadgen_until_resolved(warm, during)
@@ -163,31 +165,31 @@ def test_alert_firing_while_alertmanager_is_down_is_delivered(warm: st.Stack) ->
 
 @pytest.mark.services("prometheus", "alertmanager", "alert-sink", "loadgen")
 def test_notification_to_a_stopped_sink_arrives_and_the_sink_keeps_its_store(warm: st.Stack) -> None:
-    held = st.get_json("alert-sink", "/api/notifications", params={"limit": 1000})
+    held = clients.get_json("alert-sink", "/api/notifications", params={"limit": 1000})
     # The Watchdog's repeats are trimmed by design (alertsink/store.py): the rest must stay.
     before_ids = {n["id"] for n in held["notifications"] if n["receiver"] != "watchdog"}
     before = sink_ids("TargetDown", "loadgen", "firing")
     failed = 'alertmanager_notifications_failed_total{integration="webhook"}'
 
     def failures() -> float:
-        return sum(float(r["value"][1]) for r in st.prom_query(f"sum({failed})"))
+        return sum(float(r["value"][1]) for r in clients.prom_query(f"sum({failed})"))
 
     def during() -> None:
         failures_before = failures()
         warm.compose("stop", "alert-sink")
         try:
-            st.poll_until(lambda: firing_in_prometheus("TargetDown", "loadgen"), 120,
+            poll_until(lambda: firing_in_prometheus("TargetDown", "loadgen"), 120,
                           "TargetDown{service=loadgen} fires while the sink is down", interval=3)
-            st.poll_until(lambda: failures() > failures_before, 120,
+            poll_until(lambda: failures() > failures_before, 120,
                           "Alertmanager fails to notify the stopped sink", interval=3)
         finally:
             warm.compose("start", "alert-sink")
-        st.poll_until(lambda: sink_ids("TargetDown", "loadgen", "firing") - before, 180,
+        poll_until(lambda: sink_ids("TargetDown", "loadgen", "firing") - before, 180,
                       "the notification Alertmanager could not deliver arrives once the sink is back", interval=3)
 
     stop_loadgen_until_resolved(warm, during)
     arrived = sink_ids("TargetDown", "loadgen", "firing") - before
-    after = st.get_json("alert-sink", "/api/notifications", params={"limit": 1000})
+    after = clients.get_json("alert-sink", "/api/notifications", params={"limit": 1000})
     kept = before_ids & {n["id"] for n in after["notifications"]}
     assert kept == before_ids, f"the sink lost {len(before_ids - kept)} notifications across its restart"
     record("alert sink down while notified", 1, int(bool(arrived)), notifications=len(arrived))
@@ -200,7 +202,7 @@ def series_samples(selector: str, window_s: int) -> dict[str, list[float]]:
     """Raw sample timestamps of each series `selector` picks over the last `window_s`
     seconds, sorted. (Span metrics carry the collector's instance id, so a collector
     restart starts a new series.)"""
-    result = st.prom_query(f"{selector}[{window_s}s]")
+    result = clients.prom_query(f"{selector}[{window_s}s]")
     assert result, f"no samples of {selector}"
     return {json.dumps(r["metric"], sort_keys=True): sorted(float(t) for t, _ in r["values"]) for r in result}
 
@@ -214,7 +216,7 @@ def test_prometheus_restart_loses_no_span_metric_points(warm: st.Stack) -> None:
     scraped = 'up{job="shop"}'
     # A series of the running collector (a restart starts a new one) old enough to have
     # points before the outage's margin.
-    st.poll_until(lambda: any(s[0] <= time.time() - 4 * FLUSH_S for s in series_samples(span_series, 900).values()
+    poll_until(lambda: any(s[0] <= time.time() - 4 * FLUSH_S for s in series_samples(span_series, 900).values()
                               if s[-1] >= time.time() - 2 * FLUSH_S), 180,
                   f"{span_series} has points from a minute back", interval=5)
     t_stop = time.time()
@@ -222,7 +224,7 @@ def test_prometheus_restart_loses_no_span_metric_points(warm: st.Stack) -> None:
     time.sleep(45)  # three span-metric flushes (every 15 s) wait in the collector's queue
     t_start = time.time()
     warm.compose("start", "prometheus")
-    st.poll_until(lambda: requests.get(st.url("prometheus", "/-/ready"), timeout=5).ok, 120, "Prometheus is ready")
+    poll_until(lambda: requests.get(clients.url("prometheus", "/-/ready"), timeout=5).ok, 120, "Prometheus is ready")
     # The connector flushes every FLUSH_S on its own clock: a series' points lie on a grid.
     # Over the outage and a margin around it, the grid's every slot must hold a point.
     lo, hi = t_stop - 3 * FLUSH_S, t_start + 3 * FLUSH_S
@@ -237,7 +239,7 @@ def test_prometheus_restart_loses_no_span_metric_points(warm: st.Stack) -> None:
             f"{len(stamps)} of {expected} points around the outage, gaps {gaps} s")
         return expected, len(stamps)
 
-    expected, stored = st.poll_until(grid, 180, "every span-metric point pushed while Prometheus was down "
+    expected, stored = poll_until(grid, 180, "every span-metric point pushed while Prometheus was down "
                                      "arrives, on its flush grid", interval=5)
     record("Prometheus down 45 s: span-metric points of one series (outage +/- 45 s)", expected, stored)
     # Scraped series cannot be filled in (nobody scraped while it was down): the gap is the
@@ -266,5 +268,5 @@ def test_logs_written_while_loki_is_down_arrive(warm: st.Stack) -> None:
         assert not missing, f"{len(missing)} of {len(sent)} requests have no log line in Loki yet"
         return True
 
-    st.poll_until(all_there, 240, "the log lines written while Loki was down arrive", interval=5)
+    poll_until(all_there, 240, "the log lines written while Loki was down arrive", interval=5)
     record("Loki down 30 s: request logs", len(sent), len(sent) - len(missing))

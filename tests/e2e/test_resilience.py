@@ -11,7 +11,9 @@ import time
 import pytest
 import requests
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("resilience")]
 PATH = "/api/products/1"  # shop -> inventory -> SQLite: the whole demo path
@@ -22,7 +24,7 @@ def latencies(n: int, pause: float = 0.1) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        r = requests.get(st.url("shop", PATH), timeout=10)
+        r = requests.get(clients.url("shop", PATH), timeout=10)
         out.append(time.perf_counter() - t0)
         assert r.status_code == 200, f"GET {PATH} -> {r.status_code} {r.text[:200]}"
         time.sleep(pause)
@@ -30,7 +32,7 @@ def latencies(n: int, pause: float = 0.1) -> list[float]:
 
 
 def export_errors() -> float:
-    return sum(float(r["value"][1]) for r in st.prom_query(
+    return sum(float(r["value"][1]) for r in clients.prom_query(
         'sum(demo_telemetry_export_errors_total{service=~"shop|inventory"})'))
 
 
@@ -56,7 +58,7 @@ def test_demo_serves_without_the_collector_and_recovers(warm: st.Stack) -> None:
         assert max(during) < EXPORT_TIMEOUT_S / 2, (
             f"a request took {max(during):.2f}s without the collector: it waited for a telemetry export")
         # The loss is visible: the services count failed exports (docs/conventions.md).
-        st.poll_until(lambda: export_errors() > errors_before, 60,
+        poll_until(lambda: export_errors() > errors_before, 60,
                       "demo_telemetry_export_errors_total rises while the collector is stopped", interval=3)
     finally:
         restarted = time.time()
@@ -65,17 +67,17 @@ def test_demo_serves_without_the_collector_and_recovers(warm: st.Stack) -> None:
     # Telemetry flows again: span metrics with samples newer than the restart.
     expr = 'max(timestamp(traces_span_metrics_calls_total{service_name="shop"}))'
     latencies(10)
-    st.poll_until(lambda: (r := st.prom_query(expr)) and float(r[0]["value"][1]) > restarted, 120,
+    poll_until(lambda: (r := clients.prom_query(expr)) and float(r[0]["value"][1]) > restarted, 120,
                   "span metrics newer than the collector's restart reach Prometheus", interval=3)
     if "jaeger" in warm.running():
-        trace_id, headers = st.new_trace_context()
-        assert requests.get(st.url("shop", PATH), headers=headers, timeout=10).status_code == 200
-        st.poll_until(lambda: st.jaeger_trace(trace_id), 90,
+        trace_id, headers = clients.new_trace_context()
+        assert requests.get(clients.url("shop", PATH), headers=headers, timeout=10).status_code == 200
+        poll_until(lambda: clients.jaeger_trace(trace_id), 90,
                       f"a trace sent after the collector's restart ({trace_id}) reaches Jaeger", interval=2)
 
 
 def _sample_count(expr: str, start: float, end: float) -> int:
-    body = st.get_json("prometheus", "/api/v1/query_range",
+    body = clients.get_json("prometheus", "/api/v1/query_range",
                        params={"query": expr, "start": start, "end": end, "step": 5})
     return sum(len(s["values"]) for s in body["data"]["result"])
 
@@ -106,5 +108,5 @@ def test_prometheus_data_survives_a_new_container(warm: st.Stack) -> None:
         assert n >= before, f"{n} samples of {expr} in the window after recreation, {before} before"
         return n
 
-    st.poll_until(same_history, 90, "Prometheus answers with the pre-restart samples from its volume",
+    poll_until(same_history, 90, "Prometheus answers with the pre-restart samples from its volume",
                   interval=3)

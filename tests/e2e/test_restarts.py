@@ -21,7 +21,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 from tests.e2e.test_logs import loki_streams
 from tests.e2e.test_no_loss import stored_traces, traced_requests, wait_all_stored
 
@@ -43,7 +45,7 @@ def wait_ready(stack: st.Stack, services: list[str]) -> None:
         assert not bad, bad
         return True
 
-    st.poll_until(ready, 180, f"{', '.join(services)} running and healthy again", interval=2)
+    poll_until(ready, 180, f"{', '.join(services)} running and healthy again", interval=2)
     stack.refresh_endpoints()
 
 
@@ -51,11 +53,11 @@ def _post_alert(endsAt: datetime) -> None:
     now = datetime.now(timezone.utc)
     body = [{"labels": {"alertname": ALERT, "severity": "warning", "service": SERVICE_LABEL},
              "annotations": {"summary": "restart matrix"}, "startsAt": now.isoformat(), "endsAt": endsAt.isoformat()}]
-    assert requests.post(st.url("alertmanager", "/api/v2/alerts"), json=body, timeout=10).ok
+    assert requests.post(clients.url("alertmanager", "/api/v2/alerts"), json=body, timeout=10).ok
 
 
 def _notified() -> int:
-    body = st.get_json("alert-sink", "/api/notifications", params={"channel": "webhook", "limit": 1000})
+    body = clients.get_json("alert-sink", "/api/notifications", params={"channel": "webhook", "limit": 1000})
     return sum(1 for n in body["notifications"] if n["status"] == "firing"
                and any(a["alertname"] == ALERT for a in n["alerts"]))
 
@@ -74,7 +76,7 @@ class State:
         wait_all_stored(self.traces, 120, "the restart matrix's traces are whole in Jaeger")
         # A silence.
         now = datetime.now(timezone.utc)
-        r = requests.post(st.url("alertmanager", "/api/v2/silences"), timeout=10, json={
+        r = requests.post(clients.url("alertmanager", "/api/v2/silences"), timeout=10, json={
             "matchers": [{"name": "alertname", "value": "RestartMatrixSilenced", "isRegex": False, "isEqual": True}],
             "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=2)).isoformat(),
             "createdBy": "tests/e2e/test_restarts.py", "comment": "kept across restarts"})
@@ -82,28 +84,28 @@ class State:
         self.silence = r.json()["silenceID"]
         # The notification log: one alert, notified once (warnings repeat after 12h).
         _post_alert(now + timedelta(hours=1))
-        st.poll_until(lambda: _notified() == 1, 90, f"{ALERT} is notified once", interval=2)
+        poll_until(lambda: _notified() == 1, 90, f"{ALERT} is notified once", interval=2)
         # The sink's notifications (the Watchdog's repeats are trimmed by design).
         self.notifications = self.sink_ids()
         # Log records (where Loki runs).
         self.logged = self.traces if "loki" in stack.running() else []
 
     def sample_count(self) -> int:
-        body = st.get_json("prometheus", "/api/v1/query", params={
+        body = clients.get_json("prometheus", "/api/v1/query", params={
             "query": f'count_over_time(up{{job="prometheus"}}[{int(self.window[1] - self.window[0])}s])',
             "time": self.window[1]})
         return int(sum(float(r["value"][1]) for r in body["data"]["result"]))
 
     def sink_ids(self) -> set[int]:
-        body = st.get_json("alert-sink", "/api/notifications", params={"limit": 1000})
+        body = clients.get_json("alert-sink", "/api/notifications", params={"limit": 1000})
         return {n["id"] for n in body["notifications"] if n["receiver"] != "watchdog"}
 
     def silence_active(self) -> bool:
-        return st.get_json("alertmanager", f"/api/v2/silence/{self.silence}")["status"]["state"] == "active"
+        return clients.get_json("alertmanager", f"/api/v2/silence/{self.silence}")["status"]["state"] == "active"
 
     def check(self, service: str, how: str) -> None:
         if service in ("prometheus", "*"):
-            _counted("metric samples", how, self.samples, st.poll_until(
+            _counted("metric samples", how, self.samples, poll_until(
                 lambda: self.sample_count() >= self.samples and self.sample_count(), 60,
                 "Prometheus answers from its volume"))
         if service in ("jaeger", "*"):
@@ -125,7 +127,7 @@ def queue_for_jaeger(stack: st.Stack) -> list[str]:
     stack.compose("stop", "jaeger")
     sent = traced_requests(seconds=2, rate=5)
     time.sleep(12)  # two of the SDK's 5 s export rounds: every span is in the collector
-    queued = st.collector_metric(stack, "otelcol_exporter_queue_size", exporter="otlp_grpc/jaeger")
+    queued = clients.collector_metric(stack, "otelcol_exporter_queue_size", exporter="otlp_grpc/jaeger")
     assert queued > 0, "nothing queued for the stopped Jaeger"
     return sent
 

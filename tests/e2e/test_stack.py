@@ -10,7 +10,9 @@ import pytest
 import requests
 import yaml
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 from tests.tooling import COMPOSE_FILE, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("stack")]
@@ -37,8 +39,8 @@ def test_published_ports_are_loopback_only(stack: st.Stack) -> None:
         for svc, row in stack.containers().items()
         for p in row.get("Publishers") or [] if p.get("PublishedPort")
     }
-    exposed = sorted(x for x in published if x[1] not in (st.HOST, "::1"))
-    assert not exposed, f"ports published beyond {st.HOST} (service, address, target, published): {exposed}"
+    exposed = sorted(x for x in published if x[1] not in (clients.HOST, "::1"))
+    assert not exposed, f"ports published beyond {clients.HOST} (service, address, target, published): {exposed}"
     # Every port docker-compose.yml publishes is reachable, on the port Docker picked.
     services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     for svc in stack.plan.start:
@@ -50,23 +52,23 @@ def test_published_ports_are_loopback_only(stack: st.Stack) -> None:
 @pytest.mark.services("shop", "inventory")
 def test_demo_health_and_readiness(stack: st.Stack) -> None:
     for svc in ("shop", "inventory"):
-        assert requests.get(st.url(svc, "/healthz"), timeout=5).status_code == 200
+        assert requests.get(clients.url(svc, "/healthz"), timeout=5).status_code == 200
 
         def ready(svc: str = svc) -> dict | None:
-            r = requests.get(st.url(svc, "/readyz"), timeout=5)
+            r = requests.get(clients.url(svc, "/readyz"), timeout=5)
             return r.json() if r.status_code == 200 else None
 
-        body = st.poll_until(ready, 60, f"{svc} /readyz answers 200")
+        body = poll_until(ready, 60, f"{svc} /readyz answers 200")
         assert all(c.get("status") == "ok" for c in body["checks"].values()), body
 
 
 @pytest.mark.services("shop")
 def test_fault_switch_needs_the_generated_token(stack: st.Stack) -> None:
     # The admin API is reachable on loopback only through the token the suite generated.
-    assert requests.get(st.url("shop", "/admin/faults"), timeout=5).status_code == 401
+    assert requests.get(clients.url("shop", "/admin/faults"), timeout=5).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
-    assert requests.get(st.url("shop", "/admin/faults"), headers=wrong, timeout=5).status_code == 401
-    r = requests.get(st.url("shop", "/admin/faults"), headers=stack.admin_headers, timeout=5)
+    assert requests.get(clients.url("shop", "/admin/faults"), headers=wrong, timeout=5).status_code == 401
+    r = requests.get(clients.url("shop", "/admin/faults"), headers=stack.admin_headers, timeout=5)
     assert r.status_code == 200, r.text
     assert r.json()["error_ratio"] == 0, f"a fault is set at start: {r.json()}"
 
@@ -83,7 +85,7 @@ def test_collector_health_check_answers_inside_the_network(stack: st.Stack) -> N
         assert "available" in out.lower(), out
         return out
 
-    st.poll_until(healthy, 60, "the collector's health_check extension (otel-collector:13133) answers", interval=3)
+    poll_until(healthy, 60, "the collector's health_check extension (otel-collector:13133) answers", interval=3)
 
 
 def _metric(text: str, name: str) -> float:
@@ -95,18 +97,18 @@ def _metric(text: str, name: str) -> float:
 def test_make_reload_reloads_by_signal(stack: st.Stack) -> None:
     """`make reload` sends SIGHUP (the lifecycle API is off): both re-read their config."""
     def reload_times() -> tuple[float, float]:
-        prom = st.get_json("prometheus", "/api/v1/status/runtimeinfo")["data"]["lastConfigTime"]
-        am = requests.get(st.url("alertmanager", "/metrics"), timeout=10).text
+        prom = clients.get_json("prometheus", "/api/v1/status/runtimeinfo")["data"]["lastConfigTime"]
+        am = requests.get(clients.url("alertmanager", "/metrics"), timeout=10).text
         return prom, _metric(am, "alertmanager_config_last_reload_success_timestamp_seconds")
 
     before = reload_times()
-    assert requests.post(st.url("prometheus", "/-/reload"), timeout=10).status_code in (403, 404, 405), (
+    assert requests.post(clients.url("prometheus", "/-/reload"), timeout=10).status_code in (403, 404, 405), (
         "Prometheus' lifecycle API answers: a web page could reload or stop it")
     time.sleep(1.1)  # reload timestamps have a one-second resolution
     p = subprocess.run(["make", "--no-print-directory", "reload", f"COMPOSE={' '.join(stack.compose_cmd)}"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    st.poll_until(lambda: all(a != b for a, b in zip(reload_times(), before)), 30,
+    poll_until(lambda: all(a != b for a, b in zip(reload_times(), before)), 30,
                   f"Prometheus and Alertmanager reloaded (before: {before})")
 
 
@@ -115,9 +117,9 @@ def test_make_urls_lists_every_published_endpoint(stack: st.Stack) -> None:
     out = subprocess.run(["make", "--no-print-directory", "urls"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60, check=True).stdout
     urls = re.findall(r"http://localhost:(\d+)", out)
-    published = {port for ports in st.ENDPOINTS.values() for port in ports.values()}
+    published = {port for ports in clients.ENDPOINTS.values() for port in ports.values()}
     assert published and published >= {int(p) for p in urls}, out
-    for service, ports in st.ENDPOINTS.items():
+    for service, ports in clients.ENDPOINTS.items():
         assert any(str(p) in out for p in ports.values()), f"`make urls` does not list {service}:\n{out}"
 
 
@@ -151,29 +153,29 @@ def _state(stack: st.Stack) -> dict:
     s["started"] = {svc: subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", cid],
                                         capture_output=True, text=True).stdout.strip() for svc, cid in ids.items()}
     if "prometheus" in running:
-        s["prometheus_config"] = st.get_json("prometheus", "/api/v1/status/runtimeinfo")["data"]["lastConfigTime"]
+        s["prometheus_config"] = clients.get_json("prometheus", "/api/v1/status/runtimeinfo")["data"]["lastConfigTime"]
     if "alertmanager" in running:
-        s["alertmanager_config"] = _metric(requests.get(st.url("alertmanager", "/metrics"), timeout=10).text,
+        s["alertmanager_config"] = _metric(requests.get(clients.url("alertmanager", "/metrics"), timeout=10).text,
                                            "alertmanager_config_last_reload_success_timestamp_seconds")
     for svc in ("shop", "inventory"):
         if svc in running:
-            s[f"{svc}_faults"] = requests.get(st.url(svc, "/admin/faults"), headers=stack.admin_headers, timeout=10).json()
+            s[f"{svc}_faults"] = requests.get(clients.url(svc, "/admin/faults"), headers=stack.admin_headers, timeout=10).json()
     if "alert-sink" in running:
-        s["sink_stored"] = st.get_json("alert-sink", "/api/notifications", params={"limit": 1})["stored_notifications"]
+        s["sink_stored"] = clients.get_json("alert-sink", "/api/notifications", params={"limit": 1})["stored_notifications"]
     return s
 
 
 def test_no_get_on_a_published_port_changes_anything(stack: st.Stack) -> None:
-    unlisted = set(st.ENDPOINTS) - set(ACTING_PATHS)
+    unlisted = set(clients.ENDPOINTS) - set(ACTING_PATHS)
     assert not unlisted, f"published services without a list of their acting paths: {sorted(unlisted)}"
-    assert "loki" not in st.ENDPOINTS, "Loki is published: any web page could GET /ingester/shutdown"
+    assert "loki" not in clients.ENDPOINTS, "Loki is published: any web page could GET /ingester/shutdown"
     before = _state(stack)
     acted = []
     for svc, paths in ACTING_PATHS.items():
-        if svc not in st.ENDPOINTS:
+        if svc not in clients.ENDPOINTS:
             continue  # not running here (its image is missing)
         for path in paths:
-            r = requests.get(st.url(svc, path, port=HTTP_PORT.get(svc)), timeout=10, allow_redirects=False)
+            r = requests.get(clients.url(svc, path, port=HTTP_PORT.get(svc)), timeout=10, allow_redirects=False)
             if r.ok:
                 acted.append((svc, path, r.status_code))
     time.sleep(2)  # a quit or a reload would have happened by now

@@ -8,7 +8,9 @@ import time
 import pytest
 import requests
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("traces")]
 DB_KEYS = ("db.system", "db.system.name")  # old and new semantic conventions
@@ -62,17 +64,17 @@ def check_shop_inventory_db(trace: dict) -> dict:
 
 @pytest.mark.services("jaeger", "otel-collector", "shop", "inventory")
 def test_shop_request_trace_has_inventory_and_database_spans(warm: st.Stack) -> None:
-    trace_id, headers = st.new_trace_context()
-    r = requests.get(st.url("shop", "/api/products/1"), headers=headers, timeout=10)
+    trace_id, headers = clients.new_trace_context()
+    r = requests.get(clients.url("shop", "/api/products/1"), headers=headers, timeout=10)
     assert r.status_code == 200, f"GET /api/products/1 -> {r.status_code} {r.text[:300]}"
 
     def complete() -> dict:
-        trace = st.jaeger_trace(trace_id)
+        trace = clients.jaeger_trace(trace_id)
         assert trace, f"trace {trace_id} not in Jaeger yet"
         check_shop_inventory_db(trace)
         return trace
 
-    trace = st.poll_until(complete, 90, f"trace {trace_id} of GET /api/products/1 is in Jaeger "
+    trace = poll_until(complete, 90, f"trace {trace_id} of GET /api/products/1 is in Jaeger "
                           "with shop -> inventory -> database spans", interval=2)
     st.MEASUREMENTS["sample_trace"] = {"trace_id": trace_id, "spans": len(trace["spans"])}
 
@@ -81,7 +83,7 @@ def test_shop_request_trace_has_inventory_and_database_spans(warm: st.Stack) -> 
 def test_jaeger_monitor_api_returns_call_rates(warm: st.Stack) -> None:
     def rates() -> list[float]:
         end_ms = int(time.time() * 1000)
-        body = st.get_json("jaeger", "/api/metrics/calls", params={
+        body = clients.get_json("jaeger", "/api/metrics/calls", params={
             "service": "shop", "endTs": end_ms, "lookback": 600_000, "step": 15_000, "ratePer": 60_000})
         points = [p for m in body.get("metrics") or [] for p in m.get("metricPoints") or []]
         values = [float(p["gaugeValue"]["doubleValue"]) for p in points if "gaugeValue" in p]
@@ -89,7 +91,7 @@ def test_jaeger_monitor_api_returns_call_rates(warm: st.Stack) -> None:
         assert positive, f"no positive call rate among {len(points)} points: {st.to_json(body)[:600]}"
         return positive
 
-    st.poll_until(rates, 150, "Jaeger's Monitor API (/api/metrics/calls?service=shop) returns call rates",
+    poll_until(rates, 150, "Jaeger's Monitor API (/api/metrics/calls?service=shop) returns call rates",
                   interval=5)
 
 
@@ -98,17 +100,17 @@ def test_exemplar_trace_id_opens_a_trace_in_jaeger(warm: st.Stack) -> None:
     series = 'demo_http_request_duration_seconds_bucket{service="shop", route="/api/products/{product_id}"}'
 
     def resolved() -> dict:
-        ids = st.exemplar_trace_ids(series)
+        ids = clients.exemplar_trace_ids(series)
         assert ids, f"no exemplar with a trace_id on {series} yet"
         # The newest exemplars may belong to traces still in flight to Jaeger, and each
         # service exports its spans on its own schedule: a trace found without shop's spans
         # yet is still arriving. Try a few.
         found = {}
         for trace_id in reversed(ids[-5:]):
-            if trace := st.jaeger_trace(trace_id):
+            if trace := clients.jaeger_trace(trace_id):
                 if "shop" in {service_of(trace, s) for s in trace["spans"]}:
                     return trace
                 found[trace_id] = describe(trace)
         raise AssertionError(f"none of the exemplar trace_ids {ids[-5:]} is in Jaeger with shop's spans: {found}")
 
-    st.poll_until(resolved, 120, "an exemplar's trace_id resolves to a trace in Jaeger with shop's spans", interval=3)
+    poll_until(resolved, 120, "an exemplar's trace_id resolves to a trace in Jaeger with shop's spans", interval=3)

@@ -26,7 +26,9 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from scripts import envfile
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 
 from .conftest import FIGURES
 
@@ -67,7 +69,7 @@ class Probe:
         self.last_ms = 0  # the newest point's timestamp so far
 
     def post(self, path: str, message) -> None:
-        r = requests.post(st.url("otel-collector", path, port=4318), data=message.SerializeToString(),
+        r = requests.post(clients.url("otel-collector", path, port=4318), data=message.SerializeToString(),
                           headers={"Content-Type": "application/x-protobuf"}, timeout=10)
         assert r.status_code == 200, f"the collector answered {r.status_code} to {path}: {r.text[:300]}"
 
@@ -130,9 +132,9 @@ def samples(base_url: str, run: str) -> set[int]:
 
 def local(stack: st.Stack, probe: Probe, ids: Ids) -> Ids:
     """What of `ids` the local backends hold (logs: Loki, when it runs)."""
-    got = Ids(traces={t for t in ids.traces if st.jaeger_trace(t)}, points=samples(st.url("prometheus"), probe.run))
+    got = Ids(traces={t for t in ids.traces if clients.jaeger_trace(t)}, points=samples(clients.url("prometheus"), probe.run))
     if "loki" in stack.running():
-        body = st.inside_json(stack, "loki", 3100, "/loki/api/v1/query_range", {
+        body = clients.inside_json(stack, "loki", 3100, "/loki/api/v1/query_range", {
             "query": f'{{service_name="{SERVICE}"}} |= "{probe.run}"', "limit": 5000, "since": "1h"})
         got.logs = {v[1] for s in body["data"]["result"] for v in s["values"]}
     return got
@@ -148,17 +150,17 @@ def until_arrived(what: str, fetch, ids: Ids, timeout: float, signals=("traces",
         assert not any(missing.values()), f"missing {missing} of {ids.sizes()}"
         return True
 
-    st.poll_until(arrived, timeout, what, interval=2)
+    poll_until(arrived, timeout, what, interval=2)
     return time.monotonic() - t0
 
 
 def thanos(stack: st.Stack, run: str) -> Ids:
-    return Ids(points=samples(st.url("thanos-query"), run))
+    return Ids(points=samples(clients.url("thanos-query"), run))
 
 
 def remote_write_failed() -> float:
     """Samples Prometheus gave up on (a 4xx answer): a retry is not a failure."""
-    return sum(float(r["value"][1]) for r in st.prom_query("prometheus_remote_storage_samples_failed_total"))
+    return sum(float(r["value"][1]) for r in clients.prom_query("prometheus_remote_storage_samples_failed_total"))
 
 
 def local_signals(stack: st.Stack) -> tuple[str, ...]:
@@ -181,7 +183,7 @@ def test_a_copy_of_every_signal_arrives_locally_and_remotely(fwd: st.Stack) -> N
     FIGURES["copy, counted by id"] = {"sent": sent.sizes(), "local_s": round(local_s, 1),
                                       "remote_otlp_s": round(remote_s, 1), "remote_write_s": round(rw_s, 1)}
     # The demo's own traffic is forwarded too: the remote collector accepted spans of it.
-    demo_spans = st.collector_metric(fwd, "otelcol_exporter_sent_spans", exporter=TRACES)
+    demo_spans = clients.collector_metric(fwd, "otelcol_exporter_sent_spans", exporter=TRACES)
     assert demo_spans > len(sent.traces), f"the forward exporter sent only {demo_spans} spans"
 
 
@@ -201,7 +203,7 @@ def test_remote_outage_leaves_local_delivery_alone_and_the_copy_catches_up(fwd: 
         return until_arrived("the batch's spans are in Jaeger", lambda: local(fwd, probe, ids), ids, 60, ("traces",))
 
     before = [local_latency(probe.batch()) for _ in range(3)]
-    refused = st.collector_metric(fwd, "otelcol_receiver_refused_spans")
+    refused = clients.collector_metric(fwd, "otelcol_receiver_refused_spans")
     given_up = remote_write_failed()
     fwd.compose("stop", "remote-otlp", "thanos-receive")
     t0 = time.monotonic()
@@ -211,7 +213,7 @@ def test_remote_outage_leaves_local_delivery_alone_and_the_copy_catches_up(fwd: 
             started = time.monotonic()
             during.append(local_latency(probe.batch()))
             time.sleep(max(0.0, 5 - (time.monotonic() - started)))
-        queued = st.collector_metric(fwd, "otelcol_exporter_queue_size", exporter=TRACES)
+        queued = clients.collector_metric(fwd, "otelcol_exporter_queue_size", exporter=TRACES)
     finally:
         fwd.compose("start", "remote-otlp", "thanos-receive")
     outage_s = time.monotonic() - t0
@@ -222,7 +224,7 @@ def test_remote_outage_leaves_local_delivery_alone_and_the_copy_catches_up(fwd: 
                              lambda: remote_otlp(fwd, probe.run), sent, 300)
     rw_catch_up = until_arrived("Thanos catches up by remote_write", lambda: thanos(fwd, probe.run), sent, 300,
                                 ("points",))
-    assert st.collector_metric(fwd, "otelcol_receiver_refused_spans") == refused, "the receiver refused spans"
+    assert clients.collector_metric(fwd, "otelcol_receiver_refused_spans") == refused, "the receiver refused spans"
     assert remote_write_failed() == given_up, "Prometheus gave up on samples the remote refused"
     FIGURES["60 s remote outage under the demo's load"] = {
         "sent": sent.sizes(), "outage_s": round(outage_s), "forward queue at its end (bytes)": int(queued),
@@ -247,7 +249,7 @@ def forward_headers(fwd: st.Stack, token: str) -> None:
 def firing(alertname: str, **labels: str) -> bool:
     return any(a["state"] == "firing" and a["labels"].get("alertname") == alertname
                and all(a["labels"].get(k) == v for k, v in labels.items())
-               for a in st.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"])
+               for a in clients.get_json("prometheus", "/api/v1/alerts")["data"]["alerts"])
 
 
 def test_a_wrong_token_is_loud_and_local_delivery_goes_on(fwd: st.Stack) -> None:
@@ -258,11 +260,11 @@ def test_a_wrong_token_is_loud_and_local_delivery_goes_on(fwd: st.Stack) -> None
         t0 = time.monotonic()
         ids = probe.batch()
         until_arrived("local delivery goes on", lambda: local(fwd, probe, ids), ids, 60, ("traces",))
-        st.poll_until(lambda: "Unauthenticated" in fwd.logs("otel-collector", tail=300), 120,
+        poll_until(lambda: "Unauthenticated" in fwd.logs("otel-collector", tail=300), 120,
                       "the collector logs the remote's Unauthenticated answer")
-        st.poll_until(lambda: st.collector_metric(fwd, "otelcol_exporter_send_failed_spans", exporter=TRACES) > 0,
+        poll_until(lambda: clients.collector_metric(fwd, "otelcol_exporter_send_failed_spans", exporter=TRACES) > 0,
                       120, "otelcol_exporter_send_failed_spans counts the refused copy")
-        st.poll_until(lambda: firing("OtelCollectorExporterFailing", exporter=TRACES), 300,
+        poll_until(lambda: firing("OtelCollectorExporterFailing", exporter=TRACES), 300,
                       "OtelCollectorExporterFailing fires for the forward exporter", interval=5)
         line = next(ln for ln in fwd.logs("otel-collector", tail=300).splitlines() if "Unauthenticated" in ln)
         FIGURES["wrong token"] = {"alert after s": round(time.monotonic() - t0), "log": line[-300:]}
@@ -276,11 +278,11 @@ def test_a_wrong_tls_setting_is_loud(fwd: st.Stack, monkeypatch: pytest.MonkeyPa
     recreate_collector(fwd)
     try:
         t0 = time.monotonic()
-        st.poll_until(lambda: "handshake" in fwd.logs("otel-collector", tail=300), 120,
+        poll_until(lambda: "handshake" in fwd.logs("otel-collector", tail=300), 120,
                       "the collector logs the failed TLS handshake")
-        st.poll_until(lambda: st.collector_metric(fwd, "otelcol_exporter_queue_size", exporter=TRACES) > 0, 120,
+        poll_until(lambda: clients.collector_metric(fwd, "otelcol_exporter_queue_size", exporter=TRACES) > 0, 120,
                       "the forward queue holds what cannot be sent")
-        st.poll_until(lambda: firing("OtelCollectorForwardStalled", exporter=TRACES), 420,
+        poll_until(lambda: firing("OtelCollectorForwardStalled", exporter=TRACES), 420,
                       "OtelCollectorForwardStalled fires for the forward exporter", interval=5)
         line = next(ln for ln in fwd.logs("otel-collector", tail=300).splitlines() if "handshake" in ln)
         FIGURES["wrong TLS"] = {"alert after s": round(time.monotonic() - t0), "log": line[-300:]}

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from drills import history, scorecard
+from tests.e2e import clients
 from tests.e2e import stack as st
 
 from .conftest import FIGURES
@@ -41,14 +42,14 @@ def test_the_same_seed_gives_the_same_history(tmp_path) -> None:
 
 def test_the_month_is_there_with_its_recording_rules(fresh: st.Stack, manifest: dict) -> None:
     def at(expr: str, days_ago: float) -> list:
-        return st.prom_query(expr, time=manifest["end"] - days_ago * 86400)
+        return clients.prom_query(expr, time=manifest["end"] - days_ago * 86400)
 
     for days_ago in (1, 15, 28):
         assert at('up{job="shop"}', days_ago), f"no scraped sample {days_ago} days back"
         assert at("service:demo_http_error_ratio:rate1d", days_ago), f"no recording rule {days_ago} days back"
     # The 30-day SLO: the error budget spent over the month, from the backfilled ratio
     # (5-minute windows without traffic give 0/0 = NaN; `>= 0` leaves them out, as Grafana does).
-    spent = st.prom_query('avg_over_time((service:demo_http_error_ratio:rate5m{service="shop"} >= 0)[30d:5m])')
+    spent = clients.prom_query('avg_over_time((service:demo_http_error_ratio:rate5m{service="shop"} >= 0)[30d:5m])')
     assert spent and 0 < float(spent[0]["value"][1]) < 0.01, spent
 
 

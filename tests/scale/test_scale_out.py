@@ -13,7 +13,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
+from tests.e2e import clients
 from tests.e2e import stack as st
+from tests.e2e.polling import poll_until
 from tests.e2e.test_no_loss import traced_requests
 
 from .conftest import FIGURES
@@ -33,8 +35,8 @@ def span_counters_at_rest(stack: st.Stack) -> dict[str, float]:
     apart agree: the reads are sequential execs, so a batch in flight between them would
     be counted at one end and not the other."""
     def snapshot() -> dict[str, float]:
-        counts = {g: st.collector_metric(stack, "otelcol_receiver_accepted_spans", g) for g in GATEWAYS}
-        counts["agent"] = st.collector_metric(stack, "otelcol_exporter_sent_spans")
+        counts = {g: clients.collector_metric(stack, "otelcol_receiver_accepted_spans", g) for g in GATEWAYS}
+        counts["agent"] = clients.collector_metric(stack, "otelcol_exporter_sent_spans")
         return counts
 
     last = [snapshot()]
@@ -45,14 +47,14 @@ def span_counters_at_rest(stack: st.Stack) -> dict[str, float]:
         stable, last[0] = now == last[0], now
         return now if stable else None
 
-    return st.poll_until(settled, 90, "the span counters of agent and gateways stop moving", interval=0)
+    return poll_until(settled, 90, "the span counters of agent and gateways stop moving", interval=0)
 
 
 @contextlib.contextmanager
 def errors_on(stack: st.Stack):
     """shop answers every request with a 500 while the block runs (tail sampling keeps every
     error trace)."""
-    faults = st.url("shop", "/admin/faults")
+    faults = clients.url("shop", "/admin/faults")
     assert requests.post(faults, json={"error_ratio": 1.0}, headers=stack.admin_headers, timeout=10).ok
     try:
         yield
@@ -66,8 +68,8 @@ def send_error_requests(seconds: float, rate: float) -> list[str]:
     ids: list[str] = []
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
-        trace_id, headers = st.new_trace_context()
-        code = requests.get(st.url("shop", "/api/products/1"), headers=headers, timeout=10).status_code
+        trace_id, headers = clients.new_trace_context()
+        code = requests.get(clients.url("shop", "/api/products/1"), headers=headers, timeout=10).status_code
         assert code == 500, f"shop answered {code} with its error fault on"
         ids.append(trace_id)
         time.sleep(1 / rate)
@@ -81,7 +83,7 @@ def error_traces(stack: st.Stack, seconds: float, rate: float) -> list[str]:
 
 
 def stored(trace_ids: list[str]) -> dict[str, dict]:
-    return {t: tr for t in trace_ids if (tr := st.jaeger_trace(t))}
+    return {t: tr for t in trace_ids if (tr := clients.jaeger_trace(t))}
 
 
 def test_every_span_of_a_trace_reaches_one_gateway(scale: st.Stack) -> None:
@@ -91,7 +93,7 @@ def test_every_span_of_a_trace_reaches_one_gateway(scale: st.Stack) -> None:
         before = span_counters_at_rest(scale)
         ids = error_traces(scale, seconds=20, rate=5)  # errors: tail sampling keeps them all
         time.sleep(15)  # SDK export, agent, gateways' decision_wait
-        st.poll_until(lambda: len(stored(ids)) == len(ids), 120,
+        poll_until(lambda: len(stored(ids)) == len(ids), 120,
                       f"all {len(ids)} error traces are in Jaeger", interval=5)
         traces = stored(ids)
         after = span_counters_at_rest(scale)
@@ -113,7 +115,7 @@ def test_tail_sampling_keeps_every_error_trace_and_a_share_of_the_rest(scale: st
     errors = error_traces(scale, seconds=15, rate=5)
     ok = traced_requests(seconds=30, rate=8)
     time.sleep(15)
-    st.poll_until(lambda: len(stored(errors)) == len(errors), 120,
+    poll_until(lambda: len(stored(errors)) == len(errors), 120,
                   f"every one of {len(errors)} error traces is kept", interval=5)
     kept_ok = len(stored(ok))
     FIGURES["tail sampling"] = {"error traces": f"{len(errors)}/{len(errors)} kept",
@@ -149,7 +151,7 @@ def test_a_gateway_stopped_under_load_loses_nothing(scale: st.Stack) -> None:
                 stopped = time.monotonic()
                 # When the agent's resolver has dropped it (every 5 s; later on a busy machine):
                 # from then on every trace must go through the other gateway.
-                st.poll_until(lambda: st.collector_metric(scale, "otelcol_loadbalancer_num_backends") == 1, 120,
+                poll_until(lambda: clients.collector_metric(scale, "otelcol_loadbalancer_num_backends") == 1, 120,
                               "the agent's ring drops the stopped gateway")
                 ring_changed = time.monotonic()
                 time.sleep(10)
@@ -161,13 +163,13 @@ def test_a_gateway_stopped_under_load_loses_nothing(scale: st.Stack) -> None:
             # had changed is stored, all of it through the other gateway.
             assert not problems, problems
             after = [t for when, t in sent if when > ring_changed + 2]  # a batch takes 1 s
-            st.poll_until(lambda: len(stored(after)) == len(after), 240,
+            poll_until(lambda: len(stored(after)) == len(after), 240,
                           f"the {len(after)} traces sent once the ring had changed are in Jaeger", interval=5)
             through = {g for t in after for g in gateway_of(stored(after)[t])}
         finally:
             scale.compose("start", "otel-gateway-b")  # it drains what it queued before it stopped
     ids = [t for _, t in sent]
-    st.poll_until(lambda: len(stored(ids)) == len(ids), 240,
+    poll_until(lambda: len(stored(ids)) == len(ids), 240,
                   f"every one of the {len(ids)} error traces sent around the gateway's stop is in Jaeger", interval=5)
     FIGURES["gateway stopped under load"] = (f"{len(ids)}/{len(ids)} traces stored; the ring changed "
                                              f"{ring_changed - stopped:.0f} s after the stop; the {len(after)} sent once the "
@@ -181,20 +183,20 @@ def _post_alert(stack: st.Stack, services: tuple[str, ...], alertname: str) -> N
              "annotations": {"summary": f"{alertname} (scale-out test)"},
              "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}]
     for svc in services:  # as Prometheus does: every replica sends to every Alertmanager
-        assert requests.post(st.url(svc, "/api/v2/alerts"), json=body, timeout=10).ok
+        assert requests.post(clients.url(svc, "/api/v2/alerts"), json=body, timeout=10).ok
 
 
 def _webhook_notifications(alertname: str) -> list[dict]:
-    body = st.get_json("alert-sink", "/api/notifications", params={"channel": "webhook", "limit": 1000})
+    body = clients.get_json("alert-sink", "/api/notifications", params={"channel": "webhook", "limit": 1000})
     return [n for n in body["notifications"] if any(a["alertname"] == alertname for a in n["alerts"])]
 
 
 def test_alertmanager_pair_notifies_once_and_survives_one_down(scale: st.Stack) -> None:
-    targets = st.get_json("prometheus", "/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+    targets = clients.get_json("prometheus", "/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
     assert len(targets) == 2, f"Prometheus sends to {targets}"
     name = f"ScaleHA{int(time.time())}"
     _post_alert(scale, ("alertmanager", "alertmanager-b"), name)
-    st.poll_until(lambda: _webhook_notifications(name), 60, "the alert's notification reaches the sink")
+    poll_until(lambda: _webhook_notifications(name), 60, "the alert's notification reaches the sink")
     time.sleep(20)  # both peers' group_wait and a group_interval: a duplicate would be here
     once = len(_webhook_notifications(name))
     FIGURES["Alertmanager pair: notifications per group"] = once
@@ -204,14 +206,14 @@ def test_alertmanager_pair_notifies_once_and_survives_one_down(scale: st.Stack) 
     try:
         other = name + "OneDown"
         _post_alert(scale, ("alertmanager-b",), other)
-        st.poll_until(lambda: _webhook_notifications(other), 60,
+        poll_until(lambda: _webhook_notifications(other), 60,
                       "with one Alertmanager stopped, the other still notifies")
     finally:
         scale.compose("start", "alertmanager")
 
 
 def thanos(expr: str, dedup: bool = True) -> list[dict]:
-    body = st.get_json("thanos-query", "/api/v1/query",
+    body = clients.get_json("thanos-query", "/api/v1/query",
                        params={"query": expr, "dedup": str(dedup).lower()})
     assert body["status"] == "success", body
     return body["data"]["result"]
@@ -219,14 +221,14 @@ def thanos(expr: str, dedup: bool = True) -> list[dict]:
 
 def test_thanos_query_deduplicates_and_answers_with_one_replica_down(scale: st.Stack) -> None:
     expr = 'up{job="shop"}'
-    st.poll_until(lambda: len(thanos(expr, dedup=False)) == 2, 120, f"both replicas' {expr} via Thanos Query")
+    poll_until(lambda: len(thanos(expr, dedup=False)) == 2, 120, f"both replicas' {expr} via Thanos Query")
     raw, deduped = thanos(expr, dedup=False), thanos(expr)
     FIGURES["Thanos: series of up{job=shop}"] = f"{len(raw)} before dedup, {len(deduped)} after"
     assert sorted(r["metric"]["replica"] for r in raw) == ["a", "b"]
     assert len(deduped) == 1 and "replica" not in deduped[0]["metric"], deduped
     scale.compose("stop", "prometheus-b")
     try:
-        st.poll_until(lambda: len(thanos(expr)) == 1 and float(thanos(expr)[0]["value"][1]) == 1, 60,
+        poll_until(lambda: len(thanos(expr)) == 1 and float(thanos(expr)[0]["value"][1]) == 1, 60,
                       "Thanos Query still answers with replica b stopped")
     finally:
         scale.compose("start", "prometheus-b")
@@ -236,16 +238,16 @@ def test_an_uploaded_block_is_readable(scale: st.Stack) -> None:
     """The sidecars upload finished blocks (2 minutes here) to the bucket; the store
     gateway serves them: a query answered by it alone returns data."""
     def loaded() -> dict:
-        stores = st.get_json("thanos-query", "/api/v1/stores")["data"]
+        stores = clients.get_json("thanos-query", "/api/v1/stores")["data"]
         store = [s for s in stores.get("store", []) if "thanos-store" in s["name"]]
         # An empty store gateway reports minTime > maxTime (the int64 extremes).
         assert store and 0 < store[0]["minTime"] < store[0]["maxTime"] <= time.time() * 1000, (
             f"the store gateway holds no block yet: {store}")
         return store[0]
 
-    store = st.poll_until(loaded, 600, "a block is uploaded and the store gateway serves it", interval=10)
+    store = poll_until(loaded, 600, "a block is uploaded and the store gateway serves it", interval=10)
     start, end = store["minTime"] / 1000, store["maxTime"] / 1000
-    body = st.get_json("thanos-query", "/api/v1/query_range", params={
+    body = clients.get_json("thanos-query", "/api/v1/query_range", params={
         "query": 'up{job="shop"}', "start": start, "end": end, "step": 15, "dedup": "true",
         "storeMatch[]": '{__address__="thanos-store:10901"}'})
     samples = sum(len(r["values"]) for r in body["data"]["result"])
@@ -258,9 +260,9 @@ def test_the_compactor_keeps_one_copy_of_each_block(scale: st.Stack) -> None:
     copies on `replica` (a vertical compaction), so the bucket keeps each range once, and
     never halts (a halted compactor stops retention too)."""
     def metric(name: str) -> float:
-        return st.collector_metric(scale, name, service="thanos-compact", port=10902)
+        return clients.collector_metric(scale, name, service="thanos-compact", port=10902)
 
-    merged = st.poll_until(lambda: metric("thanos_compact_group_vertical_compactions_total") or None, 600,
+    merged = poll_until(lambda: metric("thanos_compact_group_vertical_compactions_total") or None, 600,
                            "the compactor merges the replicas' copies of a block", interval=10)
     FIGURES["Thanos compactor: vertical compactions (replica copies merged)"] = merged
     assert metric("thanos_compact_halted") == 0
