@@ -24,6 +24,13 @@ def _reason(report: pytest.TestReport) -> str:
     return text.split(";")[0].strip()[:160]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The stack tiers' report (signals proven, measurements), whichever tier runs alone.
+    from tests.e2e import report
+
+    config.pluginmanager.register(report, "stack-report")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and report.when in ("setup", "call"):
         _not_run[_reason(report)] += 1

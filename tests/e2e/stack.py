@@ -2,8 +2,8 @@
 compose files (compose_session: the default stack in tests/e2e, the scale-out profile in
 tests/scale; drill_stack: the drill profile), the service x signal matrix and the
 session's measurements. Talking to the services is clients.py, waiting is polling.py,
-memory sampling docker_stats.py; the pytest hooks (ordering, the summary) are in
-tests/e2e/conftest.py.
+memory sampling docker_stats.py; ordering and the end-of-run summary are
+tests/e2e/report.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The scale-out tier: docker-compose.yml + docker-compose.scale.yml in a compose project of
 its own (obs-scale), on the twins or upstream images, after the default stack's tier is
-done (tests/e2e/conftest.py orders it last and prints its figures)."""
+done (tests/e2e/report.py orders it last and prints its figures)."""
 from __future__ import annotations
 
 import os
