@@ -18,7 +18,9 @@ How it loads them (upstream's tools, nothing else touches the TSDB):
    with --max-block-duration so a month is a few blocks, not hundreds of 2 h ones.
 3. Prometheus (re)started on the volume loads them; then the recording rules are
    evaluated over the history by `promtool tsdb create-blocks-from rules` against it
-   (every 5 minutes of history: the rules' live interval is 15 s) and their blocks moved in.
+   (every 5 minutes of history: the rules' live interval is 15 s), a layer at a time (a
+   rule over another rule's result needs that result loaded first), and their blocks
+   moved in.
 Exemplars are not backfilled (OpenMetrics backfill drops them): exemplar dots start with
 the live data. Between the history's end and the first live scrape there is a gap of
 about the time `make history` took.
@@ -57,9 +59,14 @@ from scripts import compose_info  # noqa: E402
 
 # Every 30 s: the one-minute windows (DemoNoTraffic, the 1m p95) need two samples.
 STEP_S = 30
-# Recording rules over the history: evaluated every 5 minutes of it, 5 days per promtool run.
+# Recording rules over the history: evaluated every 5 minutes of it, by RULE_LANES promtool
+# runs at once (one slice of the history each: Prometheus answers a run's range queries on
+# one core). promtool queries and writes one block per rule per block duration, 2 h by
+# default: a month made thousands of blocks; RULE_BLOCK (a Prometheus compaction range,
+# 486 h = 3^5 x 2 h) makes it a few per rule.
 RULE_EVAL_S = 300
-RULE_SLICE_S = 5 * 86400
+RULE_LANES = 2
+RULE_BLOCK = "486h"
 MANIFEST = REPO / "build" / "history-manifest.json"
 # Latency buckets of demo_http_request_duration_seconds (demo_app/metrics.py).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -296,6 +303,27 @@ def rule_layers(files: list[Path]) -> list[list[dict]]:
     return layers
 
 
+def rules_script(rule_file: str, start: int, end: int, prometheus: str) -> str:
+    """sh: `promtool tsdb create-blocks-from rules` over [start, end) in RULE_LANES slices at
+    once, each slice's blocks in a folder of its own; on success every block is moved into
+    Prometheus' data folder, on a failure the failed slice's output is printed."""
+    out = "/prometheus/history-rules"
+    step = -(-(end - start) // RULE_LANES)
+    lanes = []
+    for lo in range(start, end, step):
+        lanes.append(f"( promtool tsdb create-blocks-from --max-block-duration={RULE_BLOCK} rules --start={lo} "
+                     f"--end={end if lo + step >= end else lo + step - 1} --url=http://{prometheus}:9090 --eval-interval={RULE_EVAL_S}s "
+                     f"--output-dir={out}/{lo} /rules/{rule_file} > {out}/{lo}.log 2>&1 "
+                     f"|| {{ cat {out}/{lo}.log >&2; exit 1; }} ) & pids=\"$pids $!\"")
+    return "\n".join([
+        "set -u", f"rm -rf {out}", f"mkdir -p {out}", "pids=", *lanes,
+        "failed=0", "for p in $pids; do wait $p || failed=1; done",
+        f"[ $failed = 0 ] || {{ rm -rf {out}; exit 1; }}",
+        f"for slice in {out}/*/; do mv \"$slice\"* /prometheus/ 2>/dev/null; done",  # a slice may hold none
+        f"rm -rf {out}",
+    ])
+
+
 def load(compose: list[str], days: float, seed: int, ending: str) -> dict:
     timings, t0 = {}, time.monotonic()
     loader = Loader(compose)
@@ -330,15 +358,11 @@ def load(compose: list[str], days: float, seed: int, ending: str) -> dict:
             path = rules_dir / f"layer{i}.yml"
             path.write_text(yaml.safe_dump({"groups": [{"name": f"history-layer{i}", "rules": layer}]}))
             path.chmod(0o644)
-            # In slices: promtool holds a slice's results in memory, and runs inside
-            # Prometheus' own memory limit (a month at once does not fit in 768 MiB).
-            for lo in range(gen.start, gen.end, RULE_SLICE_S):
-                loader.promtool("tsdb", "create-blocks-from", "rules", f"--start={lo}",
-                                f"--end={min(lo + RULE_SLICE_S, gen.end)}", f"--url=http://{loader.container()}:9090",
-                                f"--eval-interval={RULE_EVAL_S}s", "--output-dir=/prometheus/history-rules",
-                                f"/rules/{path.name}", mounts=(f"{rules_dir}:/rules:ro",))
-            loader.compose("run", "--rm", "--no-deps", "--entrypoint", "sh", "prometheus", "-c",
-                           "mv /prometheus/history-rules/* /prometheus/ 2>/dev/null; rm -rf /prometheus/history-rules")
+            # One container (Prometheus' image, volume, user and memory limit) runs the
+            # layer's slices in RULE_LANES lanes, then moves the blocks in.
+            loader.compose("run", "--rm", "--no-deps", "-v", f"{rules_dir}:/rules:ro", "--entrypoint", "sh",
+                           "prometheus", "-c", rules_script(path.name, gen.start, gen.end, loader.container()),
+                           timeout=1800)
             loader.compose("restart", "prometheus")  # load this layer's blocks now
             loader.up()  # and wait until it is ready again
     finally:
