@@ -64,3 +64,13 @@ def working_set(mem: dict) -> float:
     stats = mem.get("stats", {})
     cache = stats.get("total_inactive_file", stats.get("inactive_file", 0))
     return usage - cache if cache < usage else usage
+
+
+def resident(mem: dict) -> tuple[float, float]:
+    """(anonymous, mapped file) bytes of the container's processes: their RSS, split into
+    what they allocated themselves (heap, stacks: where a leak shows) and file pages they
+    map (an mmapped database's files: the kernel can drop them). cgroup v1: total_rss and
+    total_mapped_file; v2: anon and file_mapped."""
+    stats = mem.get("stats", {})
+    return (float(stats.get("total_rss", stats.get("anon", 0))),
+            float(stats.get("total_mapped_file", stats.get("file_mapped", 0))))

@@ -5,15 +5,19 @@ A compose project of its own (obs-soak: every service this machine can start, th
 profile, its own volumes, ports on loopback) runs the demo's load (and, with RATE>0,
 telemetrygen's spans on top), while faults of the drill catalogue come and go on a seeded
 schedule (drills/chaos.py, one every ~10-20 minutes). Once a SAMPLE interval (a minute)
-it samples every container's RSS and CPU, its restarts and OOM kills, and every volume's
-size (du). At the end:
-- per service: peak RSS against its mem_limit, and the RSS slope after warm-up (MiB/hour,
-  a least-squares fit over the last hour, or the last half of a shorter run);
+it samples every container's memory and CPU, its restarts and OOM kills, and every
+volume's size (du). Memory is sampled three ways: the working set (usage less inactive page
+cache, as `docker stats` shows it, which is what mem_limit bounds), and the processes' RSS
+split into anonymous memory (heap, stacks) and mapped file pages (Jaeger's Badger maps its
+memtable and tables; the kernel can drop those pages). At the end:
+- per service: the peak working set against its mem_limit, and the slopes after warm-up
+  (MiB/hour, a least-squares fit over the last hour, or the last half of a shorter run) of
+  the working set, the RSS and its anonymous part;
 - per volume: its growth (MiB/hour, the same fit) and its size at the end;
 - proof that the first minutes' data are still there: a trace sent in the first minute
   (by id, whole), Prometheus' samples of that minute, the alert sink's first notification;
-- the targets: no restart, no OOM kill, peak RSS under 80 % of mem_limit, RSS slope <=
-  2 MiB/hour for every service whose own periodic work fits in the run (Prometheus and
+- the targets: no restart, no OOM kill, peak working set under 80 % of mem_limit, RSS
+  slope <= 2 MiB/hour for every service whose own periodic work fits in the run (Prometheus and
   Loki are reported, not judged: their memory grows until the first head compaction or
   chunk flush, hours in).
 A table on stdout, build/soak.json and build/soak.png (RSS and volume sizes over time).
@@ -36,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.project import Project  # noqa: E402
-from bench.resources import working_set  # noqa: E402
+from bench.resources import resident, working_set  # noqa: E402
 from drills import chaos  # noqa: E402
 from drills.target import Target, received_at  # noqa: E402
 from scripts import bounds, compose_plan, envfile  # noqa: E402
@@ -92,7 +96,8 @@ class Soak:
         return {svc: int(s["mem_limit"]) / MiB for svc, s in cfg.items() if s.get("mem_limit")}
 
     def sample(self) -> dict:
-        row = {"t": time.time(), "rss_mib": {}, "cpu_s": {}, "restarts": {}, "oom": {}}
+        row = {"t": time.time(), "working_set_mib": {}, "rss_mib": {}, "anon_mib": {}, "cpu_s": {}, "restarts": {},
+               "oom": {}}
         for c in self.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.name}"}):
             svc = c.labels.get("com.docker.compose.service", c.name)
             if svc in self.plan.one_shot:
@@ -103,7 +108,11 @@ class Soak:
             if c.status != "running":
                 continue
             s = c.stats(stream=False)
-            row["rss_mib"][svc] = round(working_set(s.get("memory_stats", {})) / MiB, 1)
+            mem = s.get("memory_stats", {})
+            anon, mapped = resident(mem)
+            row["working_set_mib"][svc] = round(working_set(mem) / MiB, 1)
+            row["rss_mib"][svc] = round((anon + mapped) / MiB, 1)
+            row["anon_mib"][svc] = round(anon / MiB, 1)
             row["cpu_s"][svc] = s["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
         sizes = bounds.volume_sizes(self.name, os.environ.get("PROMETHEUS_IMAGE") or bounds.config(
             self.project.cmd)["services"]["prometheus"]["image"], [s.volume for s in bounds.STORES])
@@ -148,28 +157,33 @@ def faults(soak: Soak, seed: int, minutes: float, log: Path) -> threading.Thread
 
 def report(soak: Soak, kept: dict, out: Path, started: float, warmup_s: float) -> dict:
     limits = soak.limits()
-    services = sorted({s for row in soak.samples for s in row["rss_mib"]})
+    services = sorted({s for row in soak.samples for s in row["working_set_mib"]})
     end = soak.samples[-1]["t"]
     fit_from = max(started + warmup_s, end - 3600, started + (end - started) / 2)
     result = {"started": started, "ended": end, "hours": round((end - started) / 3600, 2), "first_minute": kept,
               "services": {}, "volumes": {}, "samples": soak.samples}
     problems = []
+    def fit(key: str, svc: str) -> float | None:
+        return slope_per_hour([(r["t"], r[key][svc]) for r in soak.samples if svc in r[key] and r["t"] >= fit_from])
+
     for svc in services:
-        series = [(r["t"], r["rss_mib"][svc]) for r in soak.samples if svc in r["rss_mib"]]
+        series = [(r["t"], r["working_set_mib"][svc]) for r in soak.samples if svc in r["working_set_mib"]]
         peak = max(v for _, v in series)
-        slope = slope_per_hour([p for p in series if p[0] >= fit_from])
+        slope = fit("rss_mib", svc)
         restarts = max(r["restarts"].get(svc, 0) for r in soak.samples)
         oom = any(r["oom"].get(svc) for r in soak.samples)
         limit = limits.get(svc)
         cpu = [(r["t"], r["cpu_s"][svc]) for r in soak.samples if svc in r["cpu_s"]]
         cores = (cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0]) if len(cpu) > 1 and cpu[-1][1] >= cpu[0][1] else None
-        result["services"][svc] = {"peak_rss_mib": peak, "mem_limit_mib": limit, "rss_slope_mib_per_h": slope,
-                                   "rss_end_mib": series[-1][1], "restarts": restarts, "oom_killed": oom,
+        result["services"][svc] = {"peak_working_set_mib": peak, "mem_limit_mib": limit, "rss_slope_mib_per_h": slope,
+                                   "anon_slope_mib_per_h": fit("anon_mib", svc),
+                                   "working_set_slope_mib_per_h": fit("working_set_mib", svc),
+                                   "working_set_end_mib": series[-1][1], "restarts": restarts, "oom_killed": oom,
                                    "cpu_cores": round(cores, 3) if cores is not None else None}
         if restarts or oom:
             problems.append(f"{svc}: {restarts} restarts, OOM killed: {oom}")
         if limit and peak >= PEAK_MAX_SHARE * limit:
-            problems.append(f"{svc}: peak RSS {peak:.0f} MiB >= {PEAK_MAX_SHARE:.0%} of {limit:.0f} MiB")
+            problems.append(f"{svc}: peak working set {peak:.0f} MiB >= {PEAK_MAX_SHARE:.0%} of {limit:.0f} MiB")
         if svc in STEADY and slope is not None and slope > SLOPE_MAX_MIB_H and end - started >= 2 * 3600:
             problems.append(f"{svc}: RSS grows {slope:.1f} MiB/hour over the last hour")
     for vol in sorted({v for row in soak.samples for v in row["volume_mib"]}):
@@ -181,12 +195,17 @@ def report(soak: Soak, kept: dict, out: Path, started: float, warmup_s: float) -
     result["problems"] = problems
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'service':16} {'peak MiB':>9} {'limit':>6} {'end MiB':>8} {'slope MiB/h':>12} {'cores':>6} restarts OOM")
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:+.1f}"
+
+    print(f"\n{'':16} {'working set MiB':^20} {'slope MiB/h, last hour':^24}")
+    print(f"{'service':16} {'peak':>6} {'limit':>6} {'end':>6} {'wset':>8} {'RSS':>7} {'anon':>7} {'':11} {'cores':>6} "
+          f"restarts OOM")
     for svc, v in result["services"].items():
-        slope = "-" if v["rss_slope_mib_per_h"] is None else f"{v['rss_slope_mib_per_h']:+.1f}"
-        print(f"{svc:16} {v['peak_rss_mib']:>9.0f} {v['mem_limit_mib'] or 0:>6.0f} {v['rss_end_mib']:>8.0f} "
-              f"{slope:>12}{' (reported)' if svc in GROWING else '':11} {v['cpu_cores'] or 0:>6.2f} "
-              f"{v['restarts']:>8} {'yes' if v['oom_killed'] else 'no':>3}")
+        print(f"{svc:16} {v['peak_working_set_mib']:>6.0f} {v['mem_limit_mib'] or 0:>6.0f} {v['working_set_end_mib']:>6.0f} "
+              f"{rate(v['working_set_slope_mib_per_h']):>8} {rate(v['rss_slope_mib_per_h']):>7} "
+              f"{rate(v['anon_slope_mib_per_h']):>7} {' (reported)' if svc in GROWING else '':11} "
+              f"{v['cpu_cores'] or 0:>6.2f} {v['restarts']:>8} {'yes' if v['oom_killed'] else 'no':>3}")
     print(f"\n{'volume':18} {'end MiB':>9} {'growth MiB/h':>13}")
     for vol, v in result["volumes"].items():
         growth = "-" if v["growth_mib_per_h"] is None else f"{v['growth_mib_per_h']:.2f}"
@@ -210,9 +229,11 @@ def plot(result: dict, out: Path) -> None:
     t0 = result["started"]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
     for svc in result["services"]:
-        pts = [((r["t"] - t0) / 3600, r["rss_mib"][svc]) for r in result["samples"] if svc in r["rss_mib"]]
-        a1.plot([p[0] for p in pts], [p[1] for p in pts], label=svc)
-    a1.set_ylabel("RSS (MiB)")
+        pts = [((r["t"] - t0) / 3600, r["rss_mib"][svc]) for r in result["samples"] if svc in r.get("rss_mib", {})]
+        line, = a1.plot([p[0] for p in pts], [p[1] for p in pts], label=svc)
+        ws = [((r["t"] - t0) / 3600, r["working_set_mib"][svc]) for r in result["samples"] if svc in r["working_set_mib"]]
+        a1.plot([p[0] for p in ws], [p[1] for p in ws], linestyle=":", color=line.get_color())
+    a1.set_ylabel("RSS (MiB); dotted: working set")
     a1.legend(fontsize=7, ncol=3)
     for vol in result["volumes"]:
         pts = [((r["t"] - t0) / 3600, r["volume_mib"][vol]) for r in result["samples"] if vol in r["volume_mib"]]
