@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-_IMAGE_VAR = re.compile(r"\$\{(\w+_IMAGE):-([^}]+)\}")
+# ${X_IMAGE:-pinned/ref:tag}: how every compose file names an image (the pin written once).
+IMAGE_PIN = re.compile(r"\$\{(\w+_IMAGE):-([^}]+)\}")
 
 
 
@@ -166,7 +167,7 @@ def image_defaults() -> dict[str, str]:
     pins: dict[str, str] = {}
     for f in COMPOSE_FILES:
         if f.exists():
-            for var, ref in _IMAGE_VAR.findall(f.read_text()):
+            for var, ref in IMAGE_PIN.findall(f.read_text()):
                 pins.setdefault(var, ref)
     return pins
 

@@ -8,6 +8,7 @@ import re
 import pytest
 import yaml
 
+from scripts import validate
 from tests.tooling import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -74,7 +75,7 @@ def test_services_match_conventions():
 @pytest.mark.parametrize("name", sorted(ALL_SERVICES))
 def test_image_is_pinned_and_overridable(name):
     image = ALL_SERVICES[name]["image"]
-    m = re.fullmatch(r"\$\{(\w+_IMAGE):-([^}]+)\}", image)
+    m = validate.IMAGE_PIN.fullmatch(image)
     assert m, f"{name}: image {image!r} is not ${{X_IMAGE:-pinned}}"
     var, default = m.groups()
     assert ":" in default and not default.endswith((":latest", ":main")), (
@@ -91,7 +92,7 @@ def test_each_image_is_pinned_once():
     """An image pin (X_IMAGE's default) is written once in the compose file; a second
     service using the same image refers to it through a YAML anchor."""
     raw = (REPO / "docker-compose.yml").read_text()
-    for var, default in re.findall(r"\$\{(\w+_IMAGE):-([^}]+)\}", raw):
+    for var, default in validate.IMAGE_PIN.findall(raw):
         assert raw.count(default) == 1, f"{default} ({var}) is written {raw.count(default)} times"
 
 
