@@ -12,6 +12,22 @@ from pathlib import Path
 from scripts.validate import image, missing_image
 
 
+def settled(base: str, quiet_s: float = 1.0, timeout_s: float = 15.0) -> dict[str, bool]:
+    """alertname -> muted, once the answer has not changed for `quiet_s`. Alertmanager's
+    inhibitor learns of posted alerts on its own goroutine: read at once, a busy machine
+    answers before it has seen the source alert (every target unmuted)."""
+    last, since, deadline = None, time.monotonic(), time.monotonic() + timeout_s
+    while True:
+        with urllib.request.urlopen(base, timeout=5) as r:
+            muted = {a["labels"]["alertname"]: bool(a["status"]["inhibitedBy"]) for a in json.load(r)}
+        now = time.monotonic()
+        if muted != last:
+            last, since = muted, now
+        elif now - since >= quiet_s or now > deadline:
+            return muted
+        time.sleep(0.2)
+
+
 def run(grade, ex, work: Path) -> None:
     spec = ex.spec.get("inhibition")
     if not spec:
@@ -42,8 +58,7 @@ def run(grade, ex, work: Path) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-        with urllib.request.urlopen(base, timeout=5) as r:
-            muted = {a["labels"]["alertname"]: bool(a["status"]["inhibitedBy"]) for a in json.load(r)}
+        muted = settled(base)
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
     for c in spec["checks"]:
