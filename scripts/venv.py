@@ -74,7 +74,7 @@ def locks() -> list[tuple[Path, Path]]:
 
 
 def stale_pins() -> list[str]:
-    """Pins (with those of -r files) that their lock disagrees with, as `name==pin (lock: x)`."""
+    """Pins (with those of -r files) that their lock disagrees with, as `name==pin (lock path: x)`."""
     stale = []
     for requirements, lock_file in locks():
         locked = pins(lock_file.read_text())
