@@ -43,6 +43,17 @@ def rules() -> tuple[dict, dict]:
     return recorded, alerts
 
 
+def evaluation_order() -> list[str]:
+    """Every rule group, those that record first. Without `group_eval_order` promtool
+    evaluates groups in a random order at each step, so an alert reads a recording rule
+    sometimes one evaluation late and its $value (and annotations) differ from run to run."""
+    import yaml
+
+    groups = [g for f in sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+              for g in yaml.safe_load(f.read_text())["groups"]]
+    return [g["name"] for g in sorted(groups, key=lambda g: not any("record" in r for r in g["rules"]))]
+
+
 def selectors(target: Target, expr: str) -> list[dict]:
     """The vector selectors of a PromQL expression (Prometheus' own parser), with the
     longest range any of them is read over (seconds)."""
@@ -149,6 +160,7 @@ def record(target: Target, scenario: str, out: Path, lookback: float, interval: 
                    "exp_alerts": [{"exp_labels": labels}]}]
     doc = {"rule_files": ["../rules/" + p.name for p in sorted((REPO / "prometheus" / "rules").glob("*.yml"))],
            "evaluation_interval": f"{interval}s",
+           "group_eval_order": evaluation_order(),
            "tests": [{"name": f"drill {scenario}, recorded {log['fault_start']:.0f}: quiet before the fault, "
                               f"firing when it fired live", "interval": f"{interval}s",
                       "external_labels": _external_labels(target),
