@@ -132,7 +132,16 @@ def sink_ids(alertname: str, service: str, status: str) -> set[int]:
 
 def stop_loadgen_until_resolved(stack: st.Stack, during) -> None:
     """Stops the load generator (TargetDown{service="loadgen"} fires), runs `during`, then
-    starts it again and waits until the alert is resolved at the sink."""
+    starts it again and waits until the alert is resolved at the sink.
+
+    It first waits until an earlier outage's alert (an earlier test may stop the load
+    generator too) is resolved at the sink: while Alertmanager's notification log still
+    holds it as firing, a new firing of the same alert is not notified again."""
+    def settled() -> bool:
+        firing, resolved = (sink_ids("TargetDown", "loadgen", s) for s in ("firing", "resolved"))
+        return not firing or max(resolved, default=-1) > max(firing)
+
+    poll_until(settled, 240, "an earlier TargetDown{service=loadgen} is resolved at the sink", interval=3)
     before = sink_ids("TargetDown", "loadgen", "resolved")
     stack.compose("stop", "loadgen")
     try:
