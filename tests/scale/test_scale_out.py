@@ -169,8 +169,14 @@ def test_a_gateway_stopped_under_load_loses_nothing(scale: st.Stack) -> None:
         finally:
             scale.compose("start", "otel-gateway-b")  # it drains what it queued before it stopped
     ids = [t for _, t in sent]
-    poll_until(lambda: len(stored(ids)) == len(ids), 240,
-                  f"every one of the {len(ids)} error traces sent around the gateway's stop is in Jaeger", interval=5)
+    def all_stored() -> bool:
+        have = stored(ids)
+        missing = [t for t in ids if t not in have]
+        assert not missing, f"{len(missing)} missing, e.g. {missing[:3]}"
+        return True
+
+    poll_until(all_stored, 240, f"every one of the {len(ids)} error traces sent around the gateway's stop is in Jaeger",
+               interval=5)
     FIGURES["gateway stopped under load"] = (f"{len(ids)}/{len(ids)} traces stored; the ring changed "
                                              f"{ring_changed - stopped:.0f} s after the stop; the {len(after)} sent once the "
                                              f"ring had changed went through {sorted(through)}")
@@ -222,8 +228,10 @@ def thanos(expr: str, dedup: bool = True) -> list[dict]:
 def test_thanos_query_deduplicates_and_answers_with_one_replica_down(scale: st.Stack) -> None:
     expr = 'up{job="shop"}'
     def both() -> bool:
-        seen = sorted(r["metric"].get("replica", "?") for r in thanos(expr, dedup=False))
-        if seen == ["a", "b"]:
+        # The compactor's merged blocks carry no replica label: once one covers the last
+        # minutes, the store gateway answers a third, unlabelled series.
+        seen = sorted(r["metric"].get("replica", "none") for r in thanos(expr, dedup=False))
+        if {"a", "b"} <= set(seen):
             return True
         stores = clients.get_json("thanos-query", "/api/v1/stores")["data"]
         health = {s["name"]: s.get("lastError") or "ok" for group in stores.values() for s in group}
@@ -233,7 +241,7 @@ def test_thanos_query_deduplicates_and_answers_with_one_replica_down(scale: st.S
     poll_until(both, 300, f"both replicas' {expr} via Thanos Query", interval=5)
     raw, deduped = thanos(expr, dedup=False), thanos(expr)
     FIGURES["Thanos: series of up{job=shop}"] = f"{len(raw)} before dedup, {len(deduped)} after"
-    assert sorted(r["metric"]["replica"] for r in raw) == ["a", "b"]
+    assert {"a", "b"} <= {r["metric"].get("replica") for r in raw}, raw
     assert len(deduped) == 1 and "replica" not in deduped[0]["metric"], deduped
     scale.compose("stop", "prometheus-b")
     try:
