@@ -28,18 +28,25 @@ from drills.target import Target  # noqa: E402
 LOG_DIR = REPO / "build" / "drills"
 
 
-def rules() -> tuple[dict, dict]:
-    """(recording rule name -> expr, alert name -> rule) from prometheus/rules/."""
+RULE_FILES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+
+
+def rule_groups() -> list[dict]:
+    """The rule groups of prometheus/rules/, in file order."""
     import yaml
 
+    return [g for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"]]
+
+
+def rules() -> tuple[dict, dict]:
+    """(recording rule name -> expr, alert name -> rule) from prometheus/rules/."""
     recorded, alerts = {}, {}
-    for f in sorted((REPO / "prometheus" / "rules").glob("*.yml")):
-        for group in yaml.safe_load(f.read_text())["groups"]:
-            for r in group["rules"]:
-                if "record" in r:
-                    recorded.setdefault(r["record"], []).append(r["expr"])
-                else:
-                    alerts[r["alert"]] = r
+    for group in rule_groups():
+        for r in group["rules"]:
+            if "record" in r:
+                recorded.setdefault(r["record"], []).append(r["expr"])
+            else:
+                alerts[r["alert"]] = r
     return recorded, alerts
 
 
@@ -47,11 +54,7 @@ def evaluation_order() -> list[str]:
     """Every rule group, those that record first. Without `group_eval_order` promtool
     evaluates groups in a random order at each step, so an alert reads a recording rule
     sometimes one evaluation late and its $value (and annotations) differ from run to run."""
-    import yaml
-
-    groups = [g for f in sorted((REPO / "prometheus" / "rules").glob("*.yml"))
-              for g in yaml.safe_load(f.read_text())["groups"]]
-    return [g["name"] for g in sorted(groups, key=lambda g: not any("record" in r for r in g["rules"]))]
+    return [g["name"] for g in sorted(rule_groups(), key=lambda g: not any("record" in r for r in g["rules"]))]
 
 
 def selectors(target: Target, expr: str) -> list[dict]:
@@ -158,7 +161,7 @@ def record(target: Target, scenario: str, out: Path, lookback: float, interval: 
         tests += [{"eval_time": f"{int(lookback) - interval}s", "alertname": a["alertname"], "exp_alerts": []},
                   {"eval_time": f"{fire_at}s", "alertname": a["alertname"],
                    "exp_alerts": [{"exp_labels": labels}]}]
-    doc = {"rule_files": ["../rules/" + p.name for p in sorted((REPO / "prometheus" / "rules").glob("*.yml"))],
+    doc = {"rule_files": ["../rules/" + p.name for p in RULE_FILES],
            "evaluation_interval": f"{interval}s",
            "group_eval_order": evaluation_order(),
            "tests": [{"name": f"drill {scenario}, recorded {log['fault_start']:.0f}: quiet before the fault, "

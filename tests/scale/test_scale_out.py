@@ -272,17 +272,18 @@ def test_an_uploaded_block_is_readable(scale: st.Stack) -> None:
     assert samples > 0, body
 
 
+def compactor_metric(scale: st.Stack, name: str) -> float:
+    return clients.collector_metric(scale, name, service="thanos-compact", port=10902)
+
+
 def test_the_compactor_keeps_one_copy_of_each_block(scale: st.Stack) -> None:
     """Both sidecars upload their replica's copy of each block; the compactor merges the
     copies on `replica` (a vertical compaction), so the bucket keeps each range once, and
     never halts (a halted compactor stops retention too)."""
-    def metric(name: str) -> float:
-        return clients.collector_metric(scale, name, service="thanos-compact", port=10902)
-
-    merged = poll_until(lambda: metric("thanos_compact_group_vertical_compactions_total") or None, 600,
-                           "the compactor merges the replicas' copies of a block", interval=10)
+    merged = poll_until(lambda: compactor_metric(scale, "thanos_compact_group_vertical_compactions_total") or None,
+                        600, "the compactor merges the replicas' copies of a block", interval=10)
     FIGURES["Thanos compactor: vertical compactions (replica copies merged)"] = merged
-    assert metric("thanos_compact_halted") == 0
+    assert compactor_metric(scale, "thanos_compact_halted") == 0
 
 
 def test_the_compactor_applies_retention_to_the_bucket(scale: st.Stack) -> None:
@@ -297,4 +298,4 @@ def test_the_compactor_applies_retention_to_the_bucket(scale: st.Stack) -> None:
 
     marked = poll_until(by_retention, 900, "the compactor marks a block past THANOS_RETENTION", interval=15)
     FIGURES["Thanos compactor: blocks marked by retention (6m)"] = len(marked)
-    assert clients.collector_metric(scale, "thanos_compact_halted", service="thanos-compact", port=10902) == 0
+    assert compactor_metric(scale, "thanos_compact_halted") == 0
