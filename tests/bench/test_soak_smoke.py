@@ -1,7 +1,8 @@
 """`make soak` in small (two minutes, samples every 10 s, no scheduled faults), so that it
 cannot rot: its own project, and the targets a few minutes can judge: no restart, no OOM
 kill, every service's peak working set under 80 % of its mem_limit, the first minute's trace and
-samples still there at the end. (The RSS slopes need hours: `make soak`, README.)"""
+samples still there at the end, and the Go services' heap read back from Prometheus. (The
+slopes need hours: `make soak`, README.)"""
 from __future__ import annotations
 
 import json
@@ -30,3 +31,5 @@ def test_soak_smoke() -> None:
     kept = result["first_minute"]
     assert kept["trace of the first minute (spans)"] == 4 and kept[
         "Prometheus samples of up{job=shop} around the first minute"] > 0, kept
+    heaps = {svc: v["live_heap_end_mib"] for svc, v in result["services"].items()}
+    assert all(heaps.get(svc) for svc in ("otel-collector", "jaeger", "prometheus", "alertmanager")), heaps

@@ -154,7 +154,9 @@ def test_a_gateway_stopped_under_load_loses_nothing(scale: st.Stack) -> None:
                 poll_until(lambda: clients.collector_metric(scale, "otelcol_loadbalancer_num_backends") == 1, 120,
                               "the agent's ring drops the stopped gateway")
                 ring_changed = time.monotonic()
-                time.sleep(10)
+                # Longer than the agent's sub-exporter retries (15 s): a batch still held for
+                # the stopped gateway is dropped by then, not rescued by its restart below.
+                time.sleep(20)
             finally:
                 sending.clear()
                 sender.join(30)
