@@ -161,10 +161,10 @@ class Soak:
         return {s["metric"]["job"]: [(float(t), float(v) / MiB) for t, v in s["values"]] for s in r}
 
 
-def faults(soak: Soak, seed: int, minutes: float, log: Path) -> threading.Thread:
-    """The catalogue's faults on a slow schedule: one every ~10-20 minutes."""
+def faults(soak: Soak, seed: int, minutes: float, log: Path, stop: threading.Event) -> threading.Thread:
+    """The catalogue's faults on a slow schedule: one every ~10-20 minutes, until `stop`."""
     thread = threading.Thread(target=chaos.run, args=(soak.target, seed, minutes, None, log),
-                              kwargs={"gap_s": (540, 1080), "extra_hold_s": (30, 90)}, daemon=True)
+                              kwargs={"gap_s": (540, 1080), "extra_hold_s": (30, 90), "stop": stop}, daemon=True)
     thread.start()
     return thread
 
@@ -294,12 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     minutes = a.minutes if a.minutes is not None else a.hours * 60
     soak = Soak(a.keep, a.project)
     stop = threading.Event()
+    scheduler = None
     try:
         soak.up()
         started = time.time()
         soak.mark_first_minute()
         if not a.no_faults and minutes >= 20:
-            faults(soak, a.seed, minutes - 5, a.out.with_name("soak-faults.json"))
+            scheduler = faults(soak, a.seed, minutes - 5, a.out.with_name("soak-faults.json"), stop)
         if a.rate:
             extra_load(soak, a.rate, stop)
         n = 0
@@ -315,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         result = report(soak, kept, a.out, started, warmup_s=min(900, minutes * 60 / 4))
     finally:
         stop.set()
+        if scheduler is not None:  # it clears its faults (and its guard) while the stack is up
+            scheduler.join(180)
         soak.target.reset()
         soak.project.down()
     return 1 if result["problems"] else 0

@@ -108,7 +108,10 @@ class Stopped(Exception):
 
 
 def run(target: Target, seed: int, minutes: float, names: list[str] | None, log: Path,
-        gap_s: tuple = GAP_S, extra_hold_s: tuple = EXTRA_HOLD_S, count: int = 0) -> dict:
+        gap_s: tuple = GAP_S, extra_hold_s: tuple = EXTRA_HOLD_S, count: int = 0,
+        stop: threading.Event | None = None) -> dict:
+    """Runs the seeded plan; a signal (in the main thread) or `stop` (from the thread that
+    started it: the soak) ends it early, every fault cleared while the stack is still up."""
     names = usable(target, names)
     if not names:
         raise SystemExit("no fault of the catalogue can run on this stack (are shop, inventory and loadgen up?)")
@@ -124,6 +127,12 @@ def run(target: Target, seed: int, minutes: float, names: list[str] | None, log:
 
     def on_signal(signum, _frame):
         raise Stopped(signal.Signals(signum).name)
+
+    def pause(seconds: float) -> None:
+        if stop is None:
+            time.sleep(seconds)
+        elif stop.wait(seconds):
+            raise Stopped("stopped by its caller")
 
     if threading.current_thread() is threading.main_thread():  # the soak runs it in a thread of its own
         signal.signal(signal.SIGTERM, on_signal)
@@ -145,7 +154,7 @@ def run(target: Target, seed: int, minutes: float, names: list[str] | None, log:
                                             for e in step.fault.may_be_inhibited]}
             target.apply(step.fault)
             print(f"chaos: [{i}/{len(steps)}] {step.fault.name} on for {step.hold_s:.0f} s", flush=True)
-            time.sleep(step.hold_s)
+            pause(step.hold_s)
             current["alerts_at_end"] = alert_states(target, step.fault)
             target.clear(step.fault)
             current["end"] = time.time()
@@ -153,7 +162,7 @@ def run(target: Target, seed: int, minutes: float, names: list[str] | None, log:
             current = None
             save()
             print(f"chaos: [{i}/{len(steps)}] {step.fault.name} cleared; quiet for {step.gap_s:.0f} s", flush=True)
-            time.sleep(step.gap_s)
+            pause(step.gap_s)
         record["stopped_by"] = "end of plan"
     except Stopped as e:
         record["stopped_by"] = str(e)
