@@ -152,12 +152,10 @@ class Soak:
         """Per Go service (by its Prometheus job, named after the service): the heap in use
         right after garbage collection, in MiB, once a minute. RSS alone cannot tell a leak
         from a runtime that keeps freed pages; the troughs of the heap's sawtooth can."""
-        import requests
-
         troughs = ("min by (job) (min_over_time(otelcol_process_runtime_heap_alloc_bytes[5m]))"
                    " or min by (job) (min_over_time(go_memstats_heap_alloc_bytes[5m]))")
-        r = requests.get(self.project.url("prometheus", 9090) + "/api/v1/query_range", timeout=60, params={
-            "query": troughs, "start": start, "end": end, "step": 60}).json()["data"]["result"]
+        r = self.target.get_json("prometheus", "/api/v1/query_range", query=troughs, start=start, end=end,
+                                 step=60)["data"]["result"]
         return {s["metric"]["job"]: [(float(t), float(v) / MiB) for t, v in s["values"]] for s in r}
 
 

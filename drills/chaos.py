@@ -128,10 +128,10 @@ def run(target: Target, seed: int, minutes: float, names: list[str] | None, log:
     def on_signal(signum, _frame):
         raise Stopped(signal.Signals(signum).name)
 
+    stop = stop or threading.Event()  # never set: a plain sleep
+
     def pause(seconds: float) -> None:
-        if stop is None:
-            time.sleep(seconds)
-        elif stop.wait(seconds):
+        if stop.wait(seconds):
             raise Stopped("stopped by its caller")
 
     if threading.current_thread() is threading.main_thread():  # the soak runs it in a thread of its own
