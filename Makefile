@@ -111,8 +111,8 @@ twins: ## Build same-version local images for machines without a registry
 bench: venv ## Measure the cost of instrumentation in the demo service
 	$(VENV_PYTHON) demo_app/bench/bench.py
 
-soak: venv ## Leave the stack under load for HOURS=2 (RATE=spans/s on top), faults on a schedule: build/soak.*
-	$(VENV_PYTHON) -m bench.soak --hours $(HOURS) --rate $(RATE)
+soak: venv ## Leave the stack under load for HOURS=2 (RATE=spans/s on top), faults (FAULTS=a,b) on a schedule: build/soak.*
+	$(VENV_PYTHON) -m bench.soak --hours $(HOURS) --rate $(RATE) $(if $(FAULTS),--faults $(FAULTS))
 
 bench-stack: venv ## Measure how much telemetry the stack carries, against the collector alone (build/bench-stack.*)
 	$(VENV_PYTHON) bench/stack.py $(BENCH_ARGS)

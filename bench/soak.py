@@ -25,7 +25,7 @@ memtable and tables; the kernel can drop those pages). At the end:
 A table on stdout, build/soak.json and build/soak.png (RSS and volume sizes over time).
 
     python3 -m bench.soak [--hours 2 | --minutes M] [--rate SPANS_PER_S] [--sample 60] [--seed 1]
-                          [--out build/soak.json] [--no-faults] [--keep]
+                          [--faults a,b | --no-faults] [--out build/soak.json] [--keep]
 """
 from __future__ import annotations
 
@@ -159,9 +159,11 @@ class Soak:
         return {s["metric"]["job"]: [(float(t), float(v) / MiB) for t, v in s["values"]] for s in r}
 
 
-def faults(soak: Soak, seed: int, minutes: float, log: Path, stop: threading.Event) -> threading.Thread:
-    """The catalogue's faults on a slow schedule: one every ~10-20 minutes, until `stop`."""
-    thread = threading.Thread(target=chaos.run, args=(soak.target, seed, minutes, None, log),
+def faults(soak: Soak, seed: int, minutes: float, names: list[str] | None, log: Path,
+           stop: threading.Event) -> threading.Thread:
+    """The catalogue's faults (`names`, default every one that can run) on a slow schedule:
+    one every ~10-20 minutes, until `stop`."""
+    thread = threading.Thread(target=chaos.run, args=(soak.target, seed, minutes, names, log),
                               kwargs={"gap_s": (540, 1080), "extra_hold_s": (30, 90), "stop": stop}, daemon=True)
     thread.start()
     return thread
@@ -284,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=0, help="spans/s from telemetrygen on top of the demo's load")
     ap.add_argument("--sample", type=float, default=60, help="seconds between samples")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--faults", default="", help="comma-separated fault names (default: every one that can run)")
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "soak.json")
     ap.add_argument("--keep", action="store_true", help="leave the project running")
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         soak.mark_first_minute()
         if not a.no_faults and minutes >= 20:
-            scheduler = faults(soak, a.seed, minutes - 5, a.out.with_name("soak-faults.json"), stop)
+            scheduler = faults(soak, a.seed, minutes - 5, [n for n in a.faults.split(",") if n] or None, a.out.with_name("soak-faults.json"), stop)
         if a.rate:
             extra_load(soak, a.rate, stop)
         n = 0
