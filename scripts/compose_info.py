@@ -193,22 +193,42 @@ def print_urls(compose: list[str] | None = None) -> int:
     return 0
 
 
-def not_ready(rows: list[dict]) -> list[dict]:
-    """Rows of services that are neither running healthy nor a one-shot that exited 0."""
+def not_ready(rows: list[dict], inspected: dict[str, dict]) -> list[dict]:
+    """Rows of services that are neither running healthy nor a one-shot that exited 0.
+    `inspected`: `docker inspect` of each row's container, by id. Health is read there, against
+    the healthcheck the container declares: for a moment after a restart a container runs with
+    no health status yet, and `ps` then shows it as if it had no healthcheck at all."""
     bad = []
     for row in rows:
-        state, health = row.get("State", ""), row.get("Health", "")
-        if state == "exited" and row.get("ExitCode") == 0:
+        info = inspected.get(row.get("ID", ""), {})
+        state = info.get("State") or {}
+        status = state.get("Status", row.get("State", ""))
+        if status == "exited" and state.get("ExitCode", row.get("ExitCode")) == 0:
             continue  # a one-shot helper that did its job
-        if state != "running" or health not in ("", "healthy"):
+        if info:
+            checked = (((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or ["NONE"])[0] != "NONE"
+            ready = not checked or (state.get("Health") or {}).get("Status") == "healthy"
+        else:  # gone meanwhile, or not inspected: what ps said
+            ready = row.get("Health", "") in ("", "healthy")
+        if status != "running" or not ready:
             bad.append(row)
     return bad
+
+
+def inspect(rows: list[dict]) -> dict[str, dict]:
+    ids = [row["ID"] for row in rows if row.get("ID")]
+    if not ids:
+        return {}
+    out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, timeout=60).stdout
+    found = json.loads(out or "[]")  # a container removed meanwhile is left out
+    return {row["ID"]: info for row in rows for info in found if info["Id"].startswith(row.get("ID") or "-")}
 
 
 def print_why(compose: list[str] | None = None, tail: int = 30) -> int:
     """After a failed `make up`: each service that is not ready, and its last log lines."""
     compose = compose or ["docker", "compose"]
-    bad = not_ready(ps(compose))
+    rows = ps(compose)
+    bad = not_ready(rows, inspect(rows))
     if not bad:
         print("every service is running and healthy now")
         return 0
