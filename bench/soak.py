@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         soak.mark_first_minute()
         if not a.no_faults and minutes >= 20:
-            scheduler = faults(soak, a.seed, minutes - 5, [n for n in a.faults.split(",") if n] or None, a.out.with_name("soak-faults.json"), stop)
+            scheduler = faults(soak, a.seed, minutes - 5, chaos.fault_names(a.faults),
+                               a.out.with_name("soak-faults.json"), stop)
         if a.rate:
             extra_load(soak, a.rate, stop)
         n = 0

@@ -92,6 +92,11 @@ def alert_states(target: Target, fault: Fault) -> list[dict]:
     return out
 
 
+def fault_names(text: str) -> list[str] | None:
+    """`--faults a,b` (chaos and the soak): the names given, or None for every one that can run."""
+    return [n for n in text.split(",") if n] or None
+
+
 def usable(target: Target, names: list[str] | None) -> list[str]:
     """Faults that can run on this stack: asked for (default all), needing no history,
     every service they touch running."""
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a fault is held beyond what its alerts need, MIN-MAX")
     ap.add_argument("compose", nargs="*", help="the compose command (default: docker compose)")
     a = ap.parse_args(argv)
-    names = [n for n in a.faults.split(",") if n] or None
+    names = fault_names(a.faults)
     gap, extra = (tuple(float(x) for x in v.split("-")) for v in (a.gap, a.extra_hold))
     if a.command == "guard":
         return guard(a.compose)
