@@ -152,7 +152,7 @@ def test_healthcheck_where_the_image_allows(name):
         assert test[:4] == ["CMD", "/probe/promtool", "check", "healthy"], test
         assert "collector-probe:/probe:ro" in SERVICES[name]["volumes"]
         init = ALL_SERVICES["volume-init"]
-        assert "collector-probe:/v/probe" in init["volumes"] and "cp /bin/promtool /v/probe/promtool" in \
+        assert "collector-probe:/v/probe" in init["volumes"] and "mv -f /v/probe/.promtool.new /v/probe/promtool" in \
             " ".join(init["entrypoint"]), "volume-init does not put promtool into the probe volume"
         assert init["image"] == SERVICES["prometheus"]["image"], "promtool comes from the Prometheus image"
         # promtool asks /-/healthy: every collector config's health_check answers there.

@@ -79,3 +79,25 @@ def test_make_up_waits_for_a_collector_that_runs(project, tmp_path) -> None:
     health = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", f"{PROJECT}-otel-collector-1"],
                             capture_output=True, text=True).stdout.strip()
     assert health == "healthy", health
+
+
+def test_make_up_again_while_a_healthcheck_runs_the_probe(project, tmp_path) -> None:
+    """A second `make up` runs volume-init again, which puts promtool into the probe volume
+    while a healthcheck may be running it (a CI run met "Text file busy" there). A
+    container that keeps the probe's promtool running holds that moment open."""
+    p, _ = make_up(tmp_path, REPO / "otel-collector")
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    busy = subprocess.run(
+        ["docker", "run", "-d", "-i", "--rm", "--network", "none", "-v", f"{PROJECT}_collector-probe:/probe:ro",
+         "--entrypoint", "/probe/promtool", require_image("PROMETHEUS_IMAGE"), "check", "config", "/dev/stdin"],
+        capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 0, busy.stderr
+    container = busy.stdout.strip()
+    try:
+        p, _ = make_up(tmp_path, REPO / "otel-collector")
+        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", container],
+                                 capture_output=True, text=True).stdout.strip()
+        assert running == "true", "the probe was not kept running: the test proves nothing"
+        assert p.returncode == 0, f"make up failed while the probe ran:\n{(p.stdout + p.stderr)[-3000:]}"
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
