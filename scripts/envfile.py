@@ -27,6 +27,9 @@ SECRET_FILES = {
     "FORWARD_OTLP_HEADERS": "forward_otlp_headers",
     "PROMETHEUS_REMOTE_WRITE_PASSWORD": "prometheus_remote_write_password",
 }
+# Other settings that hold a credential (a test's stand-in backend asks for a token),
+# known by their names' endings.
+CREDENTIAL_NAME = re.compile(r"_(TOKEN|PASSWORD)$")
 LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 
@@ -45,6 +48,13 @@ def parse(text: str) -> dict[str, str]:
 
 def read(path: Path) -> dict[str, str]:
     return parse(path.read_text()) if path.exists() else {}
+
+
+def masked(values: dict[str, str]) -> dict[str, str]:
+    """`values` with every secret's and credential's value hidden: what may be printed
+    or written under build/."""
+    return {k: "<hidden>" if v and (k in SECRET_FILES or CREDENTIAL_NAME.search(k)) else v
+            for k, v in values.items()}
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:

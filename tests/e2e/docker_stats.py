@@ -45,15 +45,22 @@ class MemorySampler(threading.Thread):
         for line in stats.stdout.splitlines():
             cid, _, usage = line.partition("\t")
             svc = next((s for i, s in ids.items() if i.startswith(cid) or cid.startswith(i)), None)
-            if svc is None or "/" not in usage:
-                continue
-            used, _, limit = usage.partition("/")
-            try:
-                self.peak[svc] = max(self.peak.get(svc, 0.0), parse_size(used))
-                self.limit[svc] = parse_size(limit)
-            except (ValueError, KeyError) as exc:
-                self.errors.append(str(exc))
+            if svc is not None:
+                self.record(svc, usage)
         self.samples += 1
+
+    def record(self, svc: str, usage: str) -> None:
+        """One `docker stats` MemUsage, '70.5MiB / 192MiB', into the service's peak."""
+        used, _, limit = usage.partition("/")
+        try:
+            used_b, limit_b = parse_size(used), parse_size(limit)
+        except (ValueError, KeyError) as exc:
+            self.errors.append(f"{svc}: {exc}")
+            return
+        if limit_b == 0:  # "0B / 0B": it exited between `ps` and `stats` (a one-shot)
+            return
+        self.peak[svc] = max(self.peak.get(svc, 0.0), used_b)
+        self.limit[svc] = limit_b
 
     def run(self) -> None:
         while not self._stop_event.is_set():

@@ -150,7 +150,7 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
     # --env-file replaces the user's .env (their secrets and overrides stay out of the run);
     # the same values go into os.environ, which compose gives precedence anyway.
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    measurements.update(project=project, settings=extra_env)
+    measurements.update(project=project, settings=envfile.masked(extra_env))  # printed, kept in build/
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

@@ -289,3 +289,9 @@ def test_a_wrong_tls_setting_is_loud(fwd: st.Stack, monkeypatch: pytest.MonkeyPa
     finally:
         monkeypatch.setenv("FORWARD_OTLP_INSECURE", "true")
         recreate_collector(fwd)
+
+
+def test_the_figures_printed_and_kept_hold_no_token(fwd: st.Stack) -> None:
+    """The tier's settings are printed in the summary and kept in build/forward.json."""
+    assert FIGURES["settings"]["FORWARD_OTLP_ENDPOINT"] == "remote-otlp:4317"
+    assert fwd.token not in st.to_json(FIGURES), "the forwarding token is in the recorded figures"
