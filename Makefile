@@ -37,7 +37,7 @@ $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),
 export $(TWIN_VARS)
 endif
 
-.PHONY: lock exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test reload clean uninstall \
+.PHONY: lock exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test test-all reload clean uninstall \
         twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
@@ -88,8 +88,13 @@ venv: ## Create or refresh .venv from requirements.lock, hashes checked (make te
 lock: ## Re-resolve requirements-dev.txt into requirements.lock (after changing a pin)
 	@$(PYTHON) scripts/venv.py --lock
 
-test: venv ## Run all tests (unit, config, e2e where images exist) from .venv
-	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+# TIERS=a,b picks tiers by name (python -m tests.tiers --list); TEST_LANES how many run at
+# once; PYTEST_ARGS go to each tier's pytest.
+test: venv ## Prove every signal travels, nothing is lost, alerts arrive (unit, config, exercises, e2e): minutes
+	@$(VENV_PYTHON) -m tests.tiers $(or $(TIERS),quick) -- $(PYTEST_ARGS)
+
+test-all: venv ## Run every test tier (make test, plus scale-out, forwarding, training ground, history, bench, ...)
+	@$(VENV_PYTHON) -m tests.tiers $(or $(TIERS),all) -- $(PYTEST_ARGS)
 
 reload: ## Reload Prometheus and Alertmanager config without a restart (SIGHUP)
 	$(COMPOSE) exec -T alertmanager /bin/sh /etc/alertmanager/entrypoint.sh --render-only

@@ -9,6 +9,7 @@ skipped, the measurements) is tests/e2e/report.py, for every stack tier.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,16 +22,18 @@ from tests.tooling import COMPOSE_FILE, REPO, require_image, required_images
 
 
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    """The default stack on the twins or upstream images; torn down when the e2e package
-    is done, before the scale-out tier (tests/scale) brings up its own."""
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The default stack on the twins or upstream images, one per package that uses it (the
+    e2e and days tiers, which may run side by side: projects obs-e2e and obs-days, or
+    E2E_PROJECT / DAYS_PROJECT); torn down when the package is done."""
     if reason := no_engine_reason():  # only reached when REQUIRED_IMAGES is set
         pytest.fail(f"{reason}, but REQUIRED_IMAGES lists {sorted(required_images())}")
     if not COMPOSE_FILE.exists():
         pytest.fail(f"{COMPOSE_FILE} is missing")
     files = [REPO / f for f in compose_info.compose_files(REPO, user={}, extras=False)]
-    project = os.environ.get("E2E_PROJECT", "obs-e2e")
-    with st.compose_session(project, files, st.drill_profile(), tmp_path_factory.mktemp("e2e"),
+    package = Path(request.node.path).name
+    project = os.environ.get(f"{package.upper()}_PROJECT", f"obs-{package}")
+    with st.compose_session(project, files, st.drill_profile(), tmp_path_factory.mktemp(package),
                             st.MEASUREMENTS) as s:
         yield s
 

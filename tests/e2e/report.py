@@ -7,6 +7,7 @@ build/e2e-measurements.json. Also where the tiers are ordered, and skipped as a 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,11 +18,11 @@ from tests.e2e import stack as st
 from tests.tooling import REPO, docker_works, required_images
 
 E2E_DIR = Path(__file__).resolve().parent
-# The tiers that run compose stacks: the default stack, the scale-out profile, the
-# benchmark's smoke run (each its own compose project, one after the other).
-STACK_DIRS = (E2E_DIR, E2E_DIR.parent / "scale", E2E_DIR.parent / "forward", E2E_DIR.parent / "chaos",
-              E2E_DIR.parent / "history", E2E_DIR.parent / "bench")
-RESULTS_FILE = REPO / "build" / "e2e-measurements.json"
+# The tiers that run compose stacks, each in a compose project of its own (tests/tiers.py
+# runs them side by side).
+STACK_DIRS = tuple(E2E_DIR.parent / d for d in ("e2e", "days", "scale", "forward", "chaos", "history", "bench"))
+# One file per tier when the tier runner (tests/tiers.py) runs tiers side by side.
+RESULTS_FILE = REPO / "build" / f"{os.environ.get('TEST_TIER') or 'e2e'}-measurements.json"
 _signal_of: dict[str, str] = {}
 _outcomes: dict[str, dict[str, tuple[str, str]]] = {}
 _skipped_tier: list[str] = []

@@ -1,0 +1,220 @@
+"""The test tiers, and the runner behind `make test` and `make test-all`.
+
+    python -m tests.tiers quick            make test: every signal travels, nothing is lost,
+                                           alerts arrive (unit, config, exercises, e2e)
+    python -m tests.tiers all              make test-all: every tier (CI runs this)
+    python -m tests.tiers scale forward    tiers by name (make test-all TIERS=scale,forward)
+    python -m tests.tiers --list           the tiers, what each proves, its paths
+
+Each tier is one pytest process (extra arguments after `--` go to every one of them), its
+output in build/tiers/<tier>.log and its results in build/tiers/<tier>.xml. Tiers run side
+by side, LANES at a time, the longest first: the stack tiers each bring up a compose
+project of their own (own name, ephemeral loopback ports, own volumes), and spend their
+time waiting on `for:` windows, outages and retries rather than on CPU. The run ends with each tier's outcome and seconds, the lines
+its summary printed (e2e figures, what did not run and why), its slowest tests, and the
+same table in build/tiers.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "build" / "tiers"
+TABLE = REPO / "build" / "tiers.json"
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    paths: tuple[str, ...]
+    proves: str
+    quick: bool = False      # part of `make test`
+    stack: bool = False      # brings up a compose stack (needs a Docker engine)
+    est_s: int = 60          # seconds it took here (scheduling only: the longest start first)
+
+
+TIERS: tuple[Tier, ...] = (
+    Tier("unit", ("tests/unit",), "the demo package in-process: spans, exemplars, logs, faults, "
+         "the alert sink, generated API tests and floods, the sink's page in Chromium", quick=True, est_s=100),
+    Tier("config", ("tests/config",), "the real validators on every config, promtool and amtool tests, "
+         "cross-checks, docs", quick=True, est_s=90),
+    Tier("exercises", ("tests/exercises",), "the exercises' grader: references pass, wrong answers fail "
+         "on the criterion they name", quick=True, est_s=120),
+    Tier("e2e", ("tests/e2e",), "the stack: every signal arrives, alerts reach the sink and resolve, "
+         "outages lose nothing", quick=True, stack=True, est_s=750),
+    Tier("days", ("tests/days",), "living with it: restarts and down/up keep every store's data, the demo "
+         "rides out a missing collector, make up tells the truth about readiness", stack=True, est_s=450),
+    Tier("scale", ("tests/scale",), "the scale-out profile: agent and gateways, Alertmanager pair, "
+         "Prometheus pair with Thanos", stack=True, est_s=700),
+    Tier("forward", ("tests/forward",), "the copy to your own backend, counted at real receivers", stack=True,
+         est_s=1050),
+    Tier("chaos", ("tests/chaos",), "the training ground: quiet when healthy, a seeded chaos run scored, "
+         "a recorded drill, live grading", stack=True, est_s=1400),
+    Tier("history", ("tests/history",), "a month of backfilled history with planted incidents", stack=True,
+         est_s=300),
+    Tier("bench", ("tests/bench",), "a capacity step per signal, the accelerated fill of every bound, "
+         "a soak smoke", stack=True, est_s=650),
+)
+BY_NAME = {t.name: t for t in TIERS}
+
+
+def select(words: list[str]) -> list[Tier]:
+    """`quick`, `all`, or tier names (commas or spaces), in the table's order."""
+    names: set[str] = set()
+    for word in words:
+        for name in filter(None, re.split(r"[,\s]+", word)):
+            if name == "all":
+                names |= set(BY_NAME)
+            elif name == "quick":
+                names |= {t.name for t in TIERS if t.quick}
+            elif name in BY_NAME:
+                names.add(name)
+            else:
+                raise SystemExit(f"unknown tier {name!r}: one of quick, all, {', '.join(BY_NAME)}")
+    return [t for t in TIERS if t.name in names]
+
+
+# ------------------------------------------------------------------ reading a tier's log
+
+_FINAL = re.compile(r"^=+ (.*\b(?:passed|failed|skipped|error|errors|deselected|no tests ran)\b.*) in [\d.]+s.*=+$")
+_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed|xpassed)")
+
+
+def summary_of(log: str) -> dict:
+    """What a tier's pytest printed at its end: the final counts line, the e2e summary
+    section and the 'not run' line, the failures section, the slowest tests."""
+    lines = log.splitlines()
+    final = next((m.group(1) for line in reversed(lines) if (m := _FINAL.match(line.strip()))), "")
+    counts = {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in _COUNT.findall(final)}
+
+    def section(title: str) -> list[str]:
+        start = next((i for i, line in enumerate(lines) if re.match(rf"^=+ {title} =+$", line)), None)
+        if start is None:
+            return []
+        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^=+ .* =+$", lines[i])), len(lines))
+        return [line for line in lines[start + 1:end] if line.strip()]
+
+    slowest = [line for line in section(r"slowest \d+ durations") if re.match(r"^\d+\.\d+s call", line)]
+    notes = section("e2e summary") + [line for line in lines if line.startswith("not run:")]
+    failures = section("FAILURES") + section("ERRORS") + section("short test summary info")
+    return {"final": final, "counts": counts, "notes": notes, "slowest": slowest[:5], "failures": failures}
+
+
+# ------------------------------------------------------------------ running
+
+@dataclass
+class Outcome:
+    tier: Tier
+    code: int
+    seconds: float
+    summary: dict
+
+    @property
+    def ok(self) -> bool:
+        # 5: no tests were collected (a tier with nothing to run here, e.g. deselected)
+        return self.code in (0, 5)
+
+
+def run_tier(tier: Tier, pytest_args: list[str], say) -> Outcome:
+    OUT.mkdir(parents=True, exist_ok=True)
+    log_path, xml = OUT / f"{tier.name}.log", OUT / f"{tier.name}.xml"
+    cmd = [sys.executable, "-m", "pytest", *tier.paths, "-p", "no:cacheprovider", "--durations=15",
+           f"--junitxml={xml}", *pytest_args]
+    # TEST_TIER: the stack report writes this tier's figures to a file of its own.
+    env = {**os.environ, "TEST_TIER": tier.name, "PYTHONUNBUFFERED": "1"}
+    say(f"{tier.name}: started ({' '.join(tier.paths)}), log {log_path.relative_to(REPO)}")
+    t0 = time.monotonic()
+    with open(log_path, "w") as log:
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    seconds = time.monotonic() - t0
+    outcome = Outcome(tier, code, seconds, summary_of(log_path.read_text(errors="replace")))
+    say(f"{tier.name}: {'passed' if outcome.ok else 'FAILED'} in {seconds:.0f} s: "
+        f"{outcome.summary['final'] or f'pytest exit code {code}'}")
+    if not outcome.ok:
+        say("\n".join(["", f"----- {tier.name}: failures (whole log: {log_path.relative_to(REPO)})",
+                       *(outcome.summary["failures"][-80:] or log_path.read_text(errors="replace").splitlines()[-60:]),
+                       "-----"]))
+    return outcome
+
+
+def run(tiers: list[Tier], lanes: int, pytest_args: list[str]) -> list[Outcome]:
+    """The longest first, `lanes` at a time."""
+    lock = threading.Lock()
+    t_start = time.monotonic()
+
+    def say(text: str) -> None:
+        with lock:
+            print(f"[tiers +{time.monotonic() - t_start:5.0f}s] {text}", flush=True)
+
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        for outcome in pool.map(lambda t: run_tier(t, pytest_args, say), sorted(tiers, key=lambda t: -t.est_s)):
+            outcomes.append(outcome)
+    order = {t.name: i for i, t in enumerate(TIERS)}
+    return sorted(outcomes, key=lambda o: order[o.tier.name])
+
+
+def report(outcomes: list[Outcome], wall_s: float) -> str:
+    lines = ["", "=" * 30 + " tiers " + "=" * 30]
+    for o in outcomes:
+        if o.summary["notes"]:
+            lines.append(f"-- {o.tier.name}")
+            lines += ["   " + n for n in o.summary["notes"]]
+    lines.append("-- slowest tests")
+    for o in outcomes:
+        lines += [f"   {o.tier.name:<10}{s}" for s in o.summary["slowest"][:3]]
+    lines.append("")
+    lines.append(f"{'tier':<11}{'result':<8}{'seconds':>8}  counts")
+    for o in outcomes:
+        counts = ", ".join(f"{n} {k}" for k, n in o.summary["counts"].items()) or f"exit code {o.code}"
+        lines.append(f"{o.tier.name:<11}{'ok' if o.ok else 'FAILED':<8}{o.seconds:>8.0f}  {counts}")
+    total = sum(o.seconds for o in outcomes)
+    lines.append(f"{'wall clock':<19}{wall_s:>8.0f}  (the tiers' own seconds add up to {total:.0f})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.tiers", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tiers", nargs="*", default=["quick"], help="quick (default), all, or tier names")
+    ap.add_argument("--lanes", type=int, default=int(os.environ.get("TEST_LANES") or 3),
+                    help="tiers at a time (TEST_LANES, default 3)")
+    ap.add_argument("--list", action="store_true", help="list the tiers and exit")
+    argv, _, pytest_args = (argv[:argv.index("--")], None, argv[argv.index("--") + 1:]) if "--" in argv \
+        else (argv, None, [])
+    args = ap.parse_args(argv)
+    if args.list:
+        for t in TIERS:
+            where = "make test" if t.quick else "make test-all"
+            print(f"{t.name:<10} {where:<14} {' '.join(t.paths):<16} {t.proves}")
+        return 0
+    tiers = select(args.tiers)
+    t0 = time.monotonic()
+    outcomes = run(tiers, max(1, args.lanes), pytest_args)
+    wall = time.monotonic() - t0
+    print(report(outcomes, wall), flush=True)
+    TABLE.parent.mkdir(exist_ok=True)
+    TABLE.write_text(json.dumps({
+        "wall_s": round(wall), "lanes": args.lanes,
+        "tiers": {o.tier.name: {"ok": o.ok, "seconds": round(o.seconds), "exit_code": o.code,
+                                "counts": o.summary["counts"], "slowest": o.summary["slowest"]}
+                  for o in outcomes}}, indent=2) + "\n")
+    failed = [o.tier.name for o in outcomes if not o.ok]
+    if failed:
+        print(f"FAILED tiers: {', '.join(failed)} (logs in {OUT.relative_to(REPO)}/)", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
