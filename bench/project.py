@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts import compose_info
+from scripts import compose_info, places
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "obs-bench"
@@ -21,8 +21,9 @@ class Project:
     def __init__(self, env: dict[str, str], keep: bool, extra_files: tuple | list = (), name: str = PROJECT):
         self.name = name
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        overlay = self.tmp / "ports.yml"
-        overlay.write_text(compose_info.ephemeral_ports_overlay())
+        places.create(REPO)  # mountpoints for the empty places the overlay puts over the user's
+        overlay = self.tmp / "session.yml"
+        overlay.write_text(compose_info.session_overlay(places=self.tmp / "places"))
         env_file = self.tmp / "bench.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         files = [REPO / "docker-compose.yml", overlay, REPO / "bench" / "docker-compose.bench.yml", *extra_files]

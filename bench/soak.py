@@ -77,10 +77,11 @@ class Soak:
         values = {"GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18), "DEMO_ADMIN_TOKEN": self.token,
                   "SLACK_WEBHOOK_URL": "http://alert-sink:8090/slack/slack"}
         envfile.write_secrets(values, self.tmp / "secrets")
-        env = {"COMPOSE_PROJECT_NAME": project, "SECRETS_DIR": str(self.tmp / "secrets"),
+        # The demo's load is what the soak watches: its profile is on, whatever .env says.
+        env = {"COMPOSE_PROJECT_NAME": project, "SECRETS_DIR": str(self.tmp / "secrets"), "COMPOSE_PROFILES": "demo",
                **{k: v for k, v in os.environ.items() if k.endswith("_IMAGE") or k.endswith("_PULL_POLICY")}}
         self.project = Project(env, keep=keep, name=project)
-        self.plan = compose_plan.plan_stack()
+        self.plan = compose_plan.plan_stack(profiles=compose_plan.active_profiles(env))
         self.target = Target(self.project.cmd, token=self.token)
         import docker
 
@@ -123,7 +124,9 @@ class Soak:
         return row
 
     def mark_first_minute(self) -> None:
-        """Data written in the first minute, to be found again at the end."""
+        """Data of the first minutes, recorded item by item once it has arrived (a trace by
+        its span ids, Prometheus' samples of that minute, the sink's first notifications by
+        id), so that the end can find every one of them again."""
         import requests
 
         trace_id = secrets.token_hex(16)
@@ -131,22 +134,45 @@ class Soak:
                          headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"})
         r.raise_for_status()
         self.first = {"trace_id": trace_id, "t": time.time()}
+        deadline = time.monotonic() + 180
+        while True:  # whole: the same spans twice, 5 s apart, and a first notification
+            before = self._first_minute()
+            time.sleep(5)
+            got = self._first_minute()
+            if (got["spans"] and got["spans"] == before["spans"] and got["notifications"]
+                    and time.time() > self.first["t"] + 65):  # the minute's samples are all in
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the first minute's data never all arrived: "
+                                   f"{({k: len(v) for k, v in got.items()})}")
+        self.first["notifications_until"] = time.time()
+        self.first.update({k: sorted(v) for k, v in self._first_minute().items()})
 
-    def first_minute_kept(self) -> dict:
+    def _first_minute(self) -> dict[str, set]:
+        """What the stack holds now of the first minute: the trace's span ids, the
+        timestamps of Prometheus' samples of up{job="shop"} in the minute after the mark,
+        and the ids of the notifications the sink had received by then (or, before the mark
+        is complete, so far)."""
         import requests
 
-        out = {}
         t = self.first["t"]
         trace = requests.get(self.project.url("jaeger", 16686) + f"/api/traces/{self.first['trace_id']}", timeout=30)
-        spans = len((trace.json().get("data") or [{}])[0].get("spans", [])) if trace.ok else 0
-        out["trace of the first minute (spans)"] = spans
+        spans = {s["spanID"] for s in (trace.json().get("data") or [{}])[0].get("spans", [])} if trace.ok else set()
         q = requests.get(self.project.url("prometheus", 9090) + "/api/v1/query", timeout=30, params={
-            "query": 'count_over_time(up{job="shop"}[2m])', "time": t + 60}).json()["data"]["result"]
-        out["Prometheus samples of up{job=shop} around the first minute"] = int(float(q[0]["value"][1])) if q else 0
+            "query": 'up{job="shop"}[1m]', "time": t + 60}).json()["data"]["result"]
+        samples = {float(ts) for series in q for ts, _ in series["values"]}
         sink = requests.get(self.project.url("alert-sink", 8090) + "/api/notifications", timeout=30,
                             params={"limit": 1000}).json()["notifications"]
-        out["alert sink: notifications from the first 10 minutes"] = sum(1 for n in sink if received_at(n) <= t + 600)
-        return out
+        until = self.first.get("notifications_until", time.time())
+        notifications = {n["id"] for n in sink if received_at(n) <= until}
+        return {"spans": spans, "samples": samples, "notifications": notifications}
+
+    def first_minute_kept(self) -> dict:
+        """Each kind of the first minutes' data: how many of the items recorded then are
+        still there (`kept`) of how many (`of`)."""
+        now = self._first_minute()
+        return {what: {"kept": len(set(self.first[what]) & now[what]), "of": len(self.first[what])}
+                for what in ("spans", "samples", "notifications")}
 
     def live_heap(self, start: float, end: float) -> dict[str, list[tuple[float, float]]]:
         """Per Go service (by its Prometheus job, named after the service): the heap in use
@@ -211,8 +237,9 @@ def report(soak: Soak, kept: dict, out: Path, started: float, warmup_s: float) -
         series = [(r["t"], r["volume_mib"][vol]) for r in soak.samples if vol in r["volume_mib"]]
         result["volumes"][vol] = {"end_mib": series[-1][1],
                                   "growth_mib_per_h": slope_per_hour([p for p in series if p[0] >= started + warmup_s])}
-    if kept.get("trace of the first minute (spans)", 0) == 0:
-        problems.append("the first minute's trace is gone")
+    for what, n in kept.items():
+        if n["kept"] != n["of"]:
+            problems.append(f"the first minutes' {what}: {n['kept']} of {n['of']} still there")
     result["problems"] = problems
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -232,7 +259,7 @@ def report(soak: Soak, kept: dict, out: Path, started: float, warmup_s: float) -
     for vol, v in result["volumes"].items():
         growth = "-" if v["growth_mib_per_h"] is None else f"{v['growth_mib_per_h']:.2f}"
         print(f"{vol:18} {v['end_mib']:>9.1f} {growth:>13}")
-    print("\nfirst minute's data at the end: " + "; ".join(f"{k}: {v}" for k, v in kept.items()))
+    print("\nfirst minutes' data at the end: " + "; ".join(f"{k} {v['kept']} of {v['of']}" for k, v in kept.items()))
     print("targets: " + ("all met" if not problems else "; ".join(problems)))
     try:
         plot(result, out.with_suffix(".png"))

@@ -24,7 +24,7 @@ BUILTINS = {"__rate_interval": "1m", "__interval": "30s", "__range": "1h", "__au
             "__interval_ms": "30000", "__range_s": "3600"}
 # Dashboard variables: regex-friendly stand-ins (every use is a `=~` matcher) unless the
 # caller needs concrete values (the Jaeger panel repeats per service and needs one name).
-DEFAULT_VALUES = {"service": ".+", "route": ".+"}
+DEFAULT_VALUES = {"service": ".+", "route": ".+", "container": ".+"}
 # Series that exist only while some alert is pending or firing.
 ALERT_SERIES = ("ALERTS", "ALERTS_FOR_STATE")
 _VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")

@@ -65,16 +65,22 @@ def merged_services(files: tuple) -> dict[str, dict]:
     return services
 
 
-def plan_stack(files: tuple = (COMPOSE_FILE,)) -> Plan:
-    """Every default-profile service whose image is local, pullable, or buildable from the
+def active_profiles(env: dict[str, str]) -> set[str]:
+    """The compose profiles COMPOSE_PROFILES switches on (comma-separated; `*`: all)."""
+    return {p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+
+
+def plan_stack(files: tuple = (COMPOSE_FILE,), profiles: set[str] | frozenset = frozenset()) -> Plan:
+    """Every service of the active profiles (those without a profile, and those whose
+    profile is in `profiles`) whose image is local, pullable, or buildable from the
     service's `build:` context, and whose required dependencies can start too (compose
     would otherwise try to start them)."""
     services = merged_services(files)
     plan = Plan({}, {}, {})
     unavailable = {}
     for name, svc in services.items():
-        if svc.get("profiles"):
-            continue  # not part of what `make up` starts
+        if svc.get("profiles") and "*" not in profiles and not set(svc["profiles"]) & set(profiles):
+            continue  # not part of what compose starts with these profiles
         m = _IMAGE_REF.search(str(svc.get("image", "")))
         var = m.group(1) if m else None
         plan.image_vars[name] = var

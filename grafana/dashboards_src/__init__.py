@@ -1,4 +1,4 @@
 """Dashboard sources: each module has UID and build() -> foundation SDK Dashboard builder."""
-from . import alerts, demo_overview, stack_health
+from . import alerts, containers, demo_overview, host, services, stack_health
 
-BOARDS = [demo_overview, stack_health, alerts]
+BOARDS = [services, demo_overview, containers, host, stack_health, alerts]

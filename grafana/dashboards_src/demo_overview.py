@@ -1,14 +1,14 @@
-"""Dashboard 1: the demo services' golden signals, business metrics, logs and traces."""
+"""Dashboard: the demo system's own metrics (prometheus-client, with exemplars) and its
+business metrics. Its traces, logs and span-metric RED are on the Service overview, as any
+service's (services.py)."""
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import logs, stat, statetimeline, table
-from grafana_foundation_sdk.builders.common import TableSortByFieldState
+from grafana_foundation_sdk.builders import stat, statetimeline
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, last_value, Layout, loki,
-                     new_dashboard, prom, stack_dashboards_link, thresholds, ts)
+from .common import PROMETHEUS, Layout, last_value, new_dashboard, prom, stack_dashboards_link, thresholds, ts
 
 UID = "demo-overview"
 
@@ -26,10 +26,10 @@ def _quantile(q: float, ref: str, exemplar: bool = False):
 
 def build() -> dash.Dashboard:
     board = (
-        new_dashboard("Demo service overview", UID,
-                      "Golden signals of the demo services (shop, inventory), their business "
-                      "metrics, recent logs and slowest traces. Exemplar dots on the latency "
-                      "panel open the request's trace in Jaeger.",
+        new_dashboard("Demo system", UID,
+                      "The demo services' own metrics (shop, inventory: prometheus-client, with "
+                      "exemplars), orders, stock, the load generator and readiness. Their traces "
+                      "and logs are on the Service overview, as any service's.",
                       ["demo", "red"], "now-30m")
         .with_variable(
             dash.QueryVariable("service").label("Service").datasource(PROMETHEUS)
@@ -46,11 +46,6 @@ def build() -> dash.Dashboard:
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
             .multi(True).include_all(True)
             .current(dm.VariableOption(text="All", value="$__all", selected=True)))
-        .link(dash.DashboardLink("Traces").type(dm.DashboardLinkType.LINK)
-              .url('/explore?left={"datasource":"jaeger","queries":[{"refId":"A","queryType":"search",'
-                   '"service":"$service"}]}')
-              .icon("external link")
-              .tooltip("Search this service's traces (Jaeger datasource, in Explore)"))
         .link(stack_dashboards_link())
     )
     lay = Layout(board)
@@ -91,17 +86,6 @@ def build() -> dash.Dashboard:
                prom('sum by (service) (demo_http_requests_in_flight{service=~"$service"})', "{{service}}")),
             12, 9)
 
-    lay.row("Span metrics (from traces, via the collector)")
-    lay.add(ts("Server spans per second", "RED rate computed by the collector's span_metrics "
-               "connector from the traces themselves; should match the request rate above.", "reqps",
-               prom('sum by (service_name, span_name) (rate(traces_span_metrics_calls_total'
-                    '{service_name=~"$service", span_kind="SPAN_KIND_SERVER"}[$__rate_interval]))',
-                    "{{service_name}} {{span_name}}")), 12, 8)
-    lay.add(ts("Server span p95", "95th percentile span duration from the span metrics histogram.", "ms",
-               prom('histogram_quantile(0.95, sum by (le, service_name) (rate('
-                    'traces_span_metrics_duration_milliseconds_bucket{service_name=~"$service", '
-                    'span_kind="SPAN_KIND_SERVER"}[$__rate_interval])))', "p95 {{service_name}}")), 12, 8)
-
     lay.row("Business")
     lay.add(ts("Orders by result", "Checkout outcomes at the shop: placed, rejected, failed.", "ops",
                prom("sum by (result) (rate(demo_orders_total[$__rate_interval]))", "{{result}}")), 8, 8)
@@ -122,22 +106,4 @@ def build() -> dash.Dashboard:
                prom('sum by (service, signal) (increase(demo_telemetry_export_errors_total'
                     '{service=~"$service"}[$__rate_interval]))', "{{service}} {{signal}}")), 12, 7)
 
-    lay.row("Logs and traces")
-    lay.add(ts("Log lines per second", "Log records Loki received from the selected services "
-               "(over OTLP: service.name becomes the service_name label).", "short",
-               loki('sum by (service_name) (count_over_time({service_name=~"$service"}[$__auto]))',
-                    "{{service_name}}")).datasource(LOKI).unit("short"), 24, 6)
-    lay.add(logs.Panel().title("Recent logs").datasource(LOKI)
-            .description("Latest log records of the selected services. Expand a line: its "
-                         "trace_id (structured metadata) links to the trace in Jaeger.")
-            .show_time(True).wrap_log_message(True).enable_log_details(True)
-            .sort_order(cm.LogsSortOrder.DESCENDING)
-            .with_target(loki('{service_name=~"$service"}', max_lines=200)), 24, 10)
-    lay.add(table.Panel().title("Slowest of the latest 100 traces: $service").datasource(JAEGER)
-            .description("Jaeger's trace search for the service (newest first, as Jaeger returns "
-                         "them), sorted here by duration. Click a trace ID to open it; from a span, "
-                         "the logs link opens its logs in Loki.")
-            .repeat("service").repeat_direction("h").max_per_row(2)
-            .sort_by([TableSortByFieldState().display_name("Duration").desc(True)])
-            .with_target(Jaeger("$service", limit=100)), 12, 10)
     return board

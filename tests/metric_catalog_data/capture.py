@@ -30,7 +30,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 from tests.tooling import image  # noqa: E402
 
-JOBS = ("prometheus", "alertmanager", "otel-collector", "jaeger")
+JOBS = ("prometheus", "alertmanager", "otel-collector", "jaeger", "node-exporter", "telegraf")
 NET = "metric-capture"
 
 
@@ -83,22 +83,27 @@ def otlp_payloads() -> dict[str, dict]:
 def run_twins(wait: float) -> None:
     images = {"prometheus": image("PROMETHEUS_IMAGE"), "alertmanager": image("ALERTMANAGER_IMAGE"),
               "otel-collector": image("OTELCOL_IMAGE")}
-    try:
-        images["jaeger"] = image("JAEGER_IMAGE")
-        sh("docker", "image", "inspect", images["jaeger"])
-    except Exception:
-        images.pop("jaeger", None)
+    # The optional ones, where their images are here.
+    for job, var in (("jaeger", "JAEGER_IMAGE"), ("node-exporter", "NODE_EXPORTER_IMAGE"), ("telegraf", "TELEGRAF_IMAGE")):
+        try:
+            images[job] = image(var)
+            sh("docker", "image", "inspect", images[job])
+        except Exception:
+            images.pop(job, None)
     started: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="capture-"))
     scrape = [{"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
               {"job_name": "alertmanager", "static_configs": [{"targets": ["alertmanager:9093"]}]},
               {"job_name": "otel-collector", "static_configs": [{"targets": ["otel-collector:8888"]}]}]
-    if "jaeger" in images:
-        scrape.append({"job_name": "jaeger", "static_configs": [{"targets": ["jaeger:8888"]}]})
+    for job, port in (("jaeger", 8888), ("node-exporter", 9100), ("telegraf", 9273)):
+        if job in images:
+            scrape.append({"job_name": job, "static_configs": [{"targets": [f"{job}:{port}"]}]})
     (tmp / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
         "rule_files": ["/etc/prometheus/rules/*.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]},
+        # A remote_write that answers 404: its queue metrics appear (and the failure counters).
+        "remote_write": [{"name": "capture", "url": "http://alertmanager:9093/nothing-here"}],
         "scrape_configs": scrape}))
     os.chmod(tmp, 0o755)
     os.chmod(tmp / "prometheus.yml", 0o644)
@@ -125,6 +130,13 @@ def run_twins(wait: float) -> None:
             # The stack's config: its telemetry listens on 0.0.0.0:8888 (the default is localhost).
             run("jaeger", "-v", f"{REPO / 'jaeger'}:/etc/jaeger:ro", images["jaeger"],
                 "--config=/etc/jaeger/jaeger.yml")
+        if "node-exporter" in images:  # the host profile's: the host's tree, read-only
+            run("node-exporter", "-v", "/:/host:ro,rslave", images["node-exporter"], "--path.rootfs=/host")
+        if "telegraf" in images:  # the containers profile's: the Docker API, as compose runs it
+            run("telegraf", "-u", "0:0", "--tmpfs", "/var/lib/telegraf", "--entrypoint", "telegraf",
+                "-e", "TELEGRAF_LOGS_ENDPOINT=tcp://otel-collector:54525",
+                "-v", f"{REPO / 'telegraf'}:/etc/telegraf:ro", "-v", "/var/run/docker.sock:/var/run/docker.sock:ro",
+                images["telegraf"], "--config", "/etc/telegraf/telegraf.conf")
         run("prometheus", "-p", "127.0.0.1::9090",
             "-v", f"{tmp / 'prometheus.yml'}:/etc/prometheus/prometheus.yml:ro",
             "-v", f"{REPO / 'prometheus' / 'rules'}:/etc/prometheus/rules:ro",

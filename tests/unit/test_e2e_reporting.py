@@ -35,3 +35,62 @@ def test_recorded_settings_hide_every_secret_and_credential() -> None:
     assert {k for k, v in shown.items() if v == "<hidden>"} == {
         "FORWARD_OTLP_HEADERS", "REMOTE_OTLP_TOKEN", "DEMO_ADMIN_TOKEN", "SMTP_AUTH_PASSWORD", "SLACK_WEBHOOK_URL"}
     assert shown["PROMETHEUS_REMOTE_WRITE_PASSWORD"] == "", "an unset secret stays visibly unset"
+
+
+def test_credentials_inside_urls_are_hidden_wherever_settings_are_recorded() -> None:
+    shown = envfile.masked({
+        "FORWARD_OTLP_ENDPOINT": "https://tenant:sk-live-9aZ@otlp.example.com:4318",
+        "PROMETHEUS_REMOTE_WRITE_URL": "https://mimir.example.com/api/v1/push?api_key=sk-live-9aZ&region=eu",
+        "FORWARD_OTLP_TRACES_ENDPOINT": "https://sk-live-9aZ@traces.example.com",
+        "STACK_HOST": "localhost", "FORWARD_OTLP_LOGS_ENDPOINT": "otel-gateway.internal:4317"})
+    assert "sk-live" not in repr(shown), shown
+    assert shown["FORWARD_OTLP_ENDPOINT"] == "https://tenant:<hidden>@otlp.example.com:4318"
+    assert shown["PROMETHEUS_REMOTE_WRITE_URL"] == "https://mimir.example.com/api/v1/push?api_key=<hidden>&region=eu"
+    assert shown["FORWARD_OTLP_TRACES_ENDPOINT"] == "https://<hidden>@traces.example.com"
+    assert shown["STACK_HOST"] == "localhost" and shown["FORWARD_OTLP_LOGS_ENDPOINT"] == "otel-gateway.internal:4317"
+
+
+PRINTED = """\
+2026-12-07T08:00:00.000Z\tinfo\tLogs\t{"otelcol.component.id": "debug", "resource logs": 2, "log records": 3}
+2026-12-07T08:00:00.000Z\tinfo\tResourceLog #0
+Resource SchemaURL: 
+Resource attributes:
+     -> container.name: Str(own-probe-1)
+     -> service.namespace: Str(myproject)
+ScopeLogs #0
+ScopeLogs SchemaURL: 
+InstrumentationScope  
+LogRecord #0
+ObservedTimestamp: 2026-12-07 08:00:00.1 +0000 UTC
+Timestamp: 2026-12-07 08:00:00 +0000 UTC
+SeverityText: 
+SeverityNumber: Unspecified(0)
+Body: Str(own-probe 1)
+Attributes:
+     -> log.iostream: Str(stdout)
+Trace ID: 
+Span ID: 
+Flags: 0
+LogRecord #1
+Body: Str(own-probe 2)
+Attributes:
+     -> log.iostream: Str(stderr)
+ResourceLog #1
+Resource attributes:
+     -> service.name: Str(shop)
+ScopeLogs #0
+LogRecord #0
+Body: Str(GET /api/products 200)
+\t{"otelcol.component.id": "debug"}
+"""
+
+
+def test_the_remote_copys_log_records_are_read_with_their_resource() -> None:
+    from tests.e2e.remote import log_records
+
+    got = [(r.body, r.resource, r.attributes) for r in log_records(PRINTED)]
+    assert got == [
+        ("own-probe 1", {"container.name": "own-probe-1", "service.namespace": "myproject"}, {"log.iostream": "stdout"}),
+        ("own-probe 2", {"container.name": "own-probe-1", "service.namespace": "myproject"}, {"log.iostream": "stderr"}),
+        ("GET /api/products 200", {"service.name": "shop"}, {}),
+    ]
