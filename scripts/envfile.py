@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # .env variable -> the secret's name in docker-compose.yml (its file under SECRETS_DIR).
 SECRET_FILES = {
@@ -26,6 +26,10 @@ SECRET_FILES = {
     "SMTP_AUTH_PASSWORD": "smtp_auth_password",
     "FORWARD_OTLP_HEADERS": "forward_otlp_headers",
     "PROMETHEUS_REMOTE_WRITE_PASSWORD": "prometheus_remote_write_password",
+    # The stack shared (STACK_AUTH): the login of every published port but Grafana's, and
+    # the token an app's OTLP exporter sends.
+    "STACK_AUTH_PASSWORD": "stack_auth_password",
+    "STACK_OTLP_TOKEN": "stack_otlp_token",
 }
 # Other settings that hold a credential (a test's stand-in backend asks for a token),
 # known by their names' endings.
@@ -50,10 +54,31 @@ def read(path: Path) -> dict[str, str]:
     return parse(path.read_text()) if path.exists() else {}
 
 
+HIDDEN = "<hidden>"
+# Query parameters that carry a credential in a URL (?api_key=..., &sig=...).
+SECRET_PARAM = re.compile(r"(?i)^(.*(key|token|secret|password|passwd|pwd|auth|signature|sig|code))$")
+
+
+def masked_url(value: str) -> str:
+    """A URL (or host:port) with its password and credential-like query values hidden:
+    https://user:pass@host/?api_key=x -> https://user:<hidden>@host/?api_key=<hidden>."""
+    parts = urlsplit(value) if "://" in value else None
+    if parts is None or not parts.netloc:
+        return value
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, sep, _ = userinfo.partition(":")
+        netloc = f"{user}:{HIDDEN}@{host}" if sep else f"{HIDDEN}@{host}"
+    query = "&".join(f"{k}={HIDDEN}" if SECRET_PARAM.match(k) and v else (f"{k}={v}" if sep else k)
+                     for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def masked(values: dict[str, str]) -> dict[str, str]:
-    """`values` with every secret's and credential's value hidden: what may be printed
-    or written under build/."""
-    return {k: "<hidden>" if v and (k in SECRET_FILES or CREDENTIAL_NAME.search(k)) else v
+    """`values` with every secret's and credential's value hidden, and credentials inside
+    URLs too: what may be printed or written under build/."""
+    return {k: HIDDEN if v and (k in SECRET_FILES or CREDENTIAL_NAME.search(k)) else masked_url(v)
             for k, v in values.items()}
 
 
@@ -82,7 +107,13 @@ def set_value(path: Path, name: str, value: str) -> None:
 
 
 def secrets_dir(env_file: Path) -> Path:
-    return Path(os.environ.get("SECRETS_DIR") or env_file.parent / ".secrets")
+    """Where the secret files go: SECRETS_DIR from the environment, else from .env itself
+    (as compose reads it: relative to the folder of .env), else .secrets/ beside .env."""
+    value = os.environ.get("SECRETS_DIR") or read(env_file).get("SECRETS_DIR")
+    if not value:
+        return env_file.parent / ".secrets"
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else env_file.parent / path
 
 
 def otlp_headers_yaml(value: str) -> str:
@@ -90,10 +121,16 @@ def otlp_headers_yaml(value: str) -> str:
     percent-encoded) as the YAML map the collector's `headers: ${file:...}` reads; JSON is
     YAML, and quotes every key and value whatever it holds."""
     pairs = {}
-    for item in filter(None, (p.strip() for p in value.split(","))):
+    items = [p.strip() for p in value.split(",") if p.strip()]
+    for n, item in enumerate(items, 1):
         key, sep, val = item.partition("=")
+        # Never the item itself in the message: a mistyped header is usually a token.
         if not sep or not key.strip():
-            raise ValueError(f"FORWARD_OTLP_HEADERS: {item.split('=')[0]!r} is not key=value")
+            raise ValueError(f"FORWARD_OTLP_HEADERS in .env: item {n} of {len(items)} is not key=value "
+                             "(its text is not shown: it may hold a secret); e.g. x-api-key=<key>")
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", key.strip()):
+            raise ValueError(f"FORWARD_OTLP_HEADERS in .env: item {n} of {len(items)} has a header name with "
+                             "characters a header cannot have (its text is not shown: it may hold a secret)")
         pairs[key.strip()] = unquote(val.strip())
     return json.dumps(pairs) + "\n"
 

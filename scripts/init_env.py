@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import envfile  # noqa: E402
 
-SECRETS = ("GRAFANA_ADMIN_PASSWORD", "DEMO_ADMIN_TOKEN")
+SECRETS = ("GRAFANA_ADMIN_PASSWORD", "DEMO_ADMIN_TOKEN", "STACK_AUTH_PASSWORD", "STACK_OTLP_TOKEN")
 
 
 def fill(text: str) -> tuple[str, list[str]]:
@@ -57,7 +57,11 @@ def main(root: Path) -> int:
     out, filled = fill(text)
     if created or filled or added:
         envfile.write_atomic(env, out)
-    envfile.write_secrets(envfile.parse(out), envfile.secrets_dir(env))
+    try:
+        envfile.write_secrets(envfile.parse(out), envfile.secrets_dir(env))
+    except ValueError as e:  # a setting a secret file cannot be made from: its name, never its value
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if created:
         print(f"Created {env} from .env.example with generated {', '.join(filled)}.")
     else:

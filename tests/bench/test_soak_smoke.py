@@ -29,7 +29,9 @@ def test_soak_smoke() -> None:
                                      for svc, v in result["services"].items()}
     assert p.returncode == 0 and not result["problems"], p.stdout[-3000:] + p.stderr[-2000:]
     kept = result["first_minute"]
-    assert kept["trace of the first minute (spans)"] == 4 and kept[
-        "Prometheus samples of up{job=shop} around the first minute"] > 0, kept
+    # The shop's GET /api/products/1 is a trace of 4 spans (tests/e2e/test_traces.py); a
+    # minute of 15 s scrapes is 4 samples; the Watchdog notified at least once.
+    assert kept["spans"] == {"kept": 4, "of": 4} and kept["samples"]["of"] >= 3, kept
+    assert all(n["kept"] == n["of"] > 0 for n in kept.values()), kept
     heaps = {svc: v["live_heap_end_mib"] for svc, v in result["services"].items()}
     assert all(heaps.get(svc) for svc in ("otel-collector", "jaeger", "prometheus", "alertmanager")), heaps

@@ -1,5 +1,5 @@
 """The forwarding tier: the stack (drill profile) with both forwarding overlays on, beside
-stand-ins for a team's own backends (docker-compose.remote.yml): the collector tees every
+stand-ins for a team's own backends (docker-compose.remote-*.yml): the collector tees every
 signal to remote-otlp, which asks for a bearer token, and Prometheus remote-writes to a
 Thanos Receive, read back through a Thanos Query."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ import secrets
 
 import pytest
 
+from tests.e2e import remote
 from tests.e2e import stack as st
 from tests.tooling import REPO, require_image
 
@@ -16,18 +17,14 @@ NEEDED = ("PROMETHEUS_IMAGE", "OTELCOL_IMAGE", "JAEGER_IMAGE", "THANOS_IMAGE", "
 FIGURES: dict = st.MEASUREMENTS.setdefault("forwarding", {})
 RESULTS = REPO / "build" / "forward.json"
 FILES = [REPO / "docker-compose.yml", REPO / "docker-compose.forward-otlp.yml",
-         REPO / "docker-compose.remote-write.yml", REPO / "tests" / "forward" / "docker-compose.remote.yml"]
+         REPO / "docker-compose.remote-write.yml", remote.COMPOSE_FILE,
+         REPO / "tests" / "forward" / "docker-compose.remote-thanos.yml"]
 
 
 def forward_settings(token: str) -> dict[str, str]:
     """What a user would put into .env to forward to these backends."""
-    return {
-        "FORWARD_OTLP_ENDPOINT": "remote-otlp:4317",
-        "FORWARD_OTLP_INSECURE": "true",   # plain gRPC inside the compose network
-        "FORWARD_OTLP_HEADERS": f"authorization=Bearer%20{token}",
-        "PROMETHEUS_REMOTE_WRITE_URL": "http://thanos-receive:19291/api/v1/receive",
-        "REMOTE_OTLP_TOKEN": token,   # what remote-otlp asks for
-    }
+    return {**remote.forward_settings(token),
+            "PROMETHEUS_REMOTE_WRITE_URL": "http://thanos-receive:19291/api/v1/receive"}
 
 
 @pytest.fixture(scope="package")

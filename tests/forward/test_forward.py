@@ -26,7 +26,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from scripts import envfile
-from tests.e2e import clients
+from tests.e2e import clients, remote
 from tests.e2e import stack as st
 from tests.e2e.polling import poll_until
 
@@ -110,7 +110,7 @@ VALUE_LINE = re.compile(r"^Value: (\d+)\s*$")
 
 def remote_otlp(stack: st.Stack, run: str) -> Ids:
     """What remote-otlp accepted from this run, read from its debug exporter's lines."""
-    text = stack.compose("logs", "--no-color", "--no-log-prefix", "remote-otlp", timeout=120).stdout
+    text = remote.printed(stack)
     got = Ids(traces=set(TRACE_LINE.findall(text)),
               logs=set(re.findall(rf"Body: Str\(({SERVICE} {run} \d+-\d+)\)", text)))
     in_run = False
@@ -235,6 +235,90 @@ def test_remote_outage_leaves_local_delivery_alone_and_the_copy_catches_up(fwd: 
     # Local delivery is not held up by the copy: as fast as before, within the polling's grain.
     assert max(during) < max(before) + 10, f"local latency during the outage {during} vs before {before}"
     assert queued > 0, "nothing waited in the forward queue during the outage"
+
+
+def spans_per_trace(trace_id: str) -> int:
+    trace = clients.jaeger_trace(trace_id)
+    return len(trace["spans"]) if trace else 0
+
+
+@pytest.mark.parametrize("remote_is", ["down", "slow"])
+def test_a_full_forward_queue_never_refuses_or_doubles_local_telemetry(fwd: st.Stack, remote_is: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forward queue far too small for the outage, the remote stopped (down) or frozen
+    (slow: connections accepted, nothing answered): every app request is accepted, every
+    span, point (and log record, where Loki runs) is stored locally once; the copy drops
+    what it cannot hold, counted, and the stack says so (OtelCollectorForwardDropping)."""
+    monkeypatch.setenv("FORWARD_QUEUE_MAX_BYTES", "65536")
+    recreate_collector(fwd)
+    probe = Probe()
+    refused = {sig: clients.collector_metric(fwd, f"otelcol_receiver_refused_{sig}", receiver="otlp")
+               for sig in ("spans", "log_records", "metric_points")}
+    fwd.compose("stop" if remote_is == "down" else "pause", "remote-otlp")
+    t0 = time.monotonic()
+    try:
+        for _ in range(24):  # two minutes of batches on top of the demo's load
+            started = time.monotonic()
+            probe.batch()  # asserts the collector accepted each request (200)
+            time.sleep(max(0.0, 5 - (time.monotonic() - started)))
+        poll_until(lambda: clients.collector_metric(fwd, "otelcol_exporter_send_failed_spans", exporter="otlp_grpc/tee")
+                   > 0, 120, "the tee drops the copy it cannot hold, counted")
+        poll_until(lambda: firing("OtelCollectorForwardDropping"), 300,
+                   "OtelCollectorForwardDropping fires", interval=5)
+        alert_s = time.monotonic() - t0
+        dropped = {sig: clients.collector_metric(fwd, f"otelcol_exporter_send_failed_{sig}", exporter="otlp_grpc/tee")
+                   for sig in ("spans", "log_records", "metric_points")}
+        sent = probe.sent
+        until_arrived("every span and point is stored locally", lambda: local(fwd, probe, sent), sent, 180,
+                      local_signals(fwd))
+        doubled = [t for t in sent.traces if spans_per_trace(t) != 1]
+        assert not doubled, f"{len(doubled)} of {len(sent.traces)} one-span traces hold another number of spans"
+        points = samples(clients.url("prometheus"), probe.run)
+        assert points == sent.points, f"Prometheus holds {len(points)} points, {len(sent.points)} sent"
+        now_refused = {sig: clients.collector_metric(fwd, f"otelcol_receiver_refused_{sig}", receiver="otlp")
+                       for sig in refused}
+        assert now_refused == refused, f"the otlp receiver refused data: before {refused}, after {now_refused}"
+        FIGURES[f"remote {remote_is}, a 64 KiB forward queue"] = {
+            "sent": sent.sizes(), "stored locally, each once": sent.sizes(), "refused": 0,
+            "copy dropped by the tee (counted)": {k: int(v) for k, v in dropped.items()},
+            "OtelCollectorForwardDropping after s": round(alert_s)}
+    finally:
+        fwd.compose("start" if remote_is == "down" else "unpause", "remote-otlp")
+        monkeypatch.setenv("FORWARD_QUEUE_MAX_BYTES", str(256 * 2**20))
+        recreate_collector(fwd)
+
+
+def test_a_remote_write_backend_down_leaves_local_samples_whole(fwd: st.Stack) -> None:
+    """remote_write reads Prometheus' write-ahead log apart from scraping and appending: with
+    its backend stopped for longer than the alert's 2 + 2 minutes, every scrape and every
+    pushed point is stored locally, PrometheusRemoteWriteBehind says so, and the backend
+    gets every point once it is back (from the log)."""
+    probe = Probe()
+    fwd.compose("stop", "thanos-receive")
+    t_stop = time.time()
+    try:
+        while not firing("PrometheusRemoteWriteBehind"):
+            assert time.time() - t_stop < 600, "PrometheusRemoteWriteBehind did not fire within 10 minutes"
+            started = time.monotonic()
+            probe.batch()
+            time.sleep(max(0.0, 10 - (time.monotonic() - started)))
+        alert_s = time.time() - t_stop
+    finally:
+        fwd.compose("start", "thanos-receive")
+    t_start = time.time()
+    sent = probe.sent
+    assert samples(clients.url("prometheus"), probe.run) == sent.points, "Prometheus lost pushed points"
+    scrape_interval = 5  # the drill profile's
+    stamps = sorted(float(t) for r in clients.prom_query(f'up{{job="alert-sink"}}[{int(t_start - t_stop) + 30}s]')
+                    for t, _ in r["values"])
+    gaps = [round(b - a) for a, b in zip(stamps, stamps[1:]) if b - a > 2.5 * scrape_interval]
+    assert not gaps, f"local scrapes have gaps while remote_write's backend was down: {gaps}"
+    caught_up = until_arrived("Thanos gets every point from Prometheus' log", lambda: thanos(fwd, probe.run), sent,
+                              600, ("points",))
+    FIGURES["remote_write backend down"] = {
+        "outage_s": round(t_start - t_stop), "points sent": len(sent.points), "stored locally": len(sent.points),
+        "local scrapes": f"{len(stamps)}, no gap", "PrometheusRemoteWriteBehind after s": round(alert_s),
+        "backend caught up after s": round(caught_up)}
 
 
 def recreate_collector(fwd: st.Stack) -> None:
