@@ -4,7 +4,9 @@
 # registry. See DESIGN.md, "Machines with no container registry".
 #
 #   bash twins/build.sh [--force] [--only NAME]...
-#     NAME: busybox prometheus alertmanager otelcol telemetrygen jaeger thanos python-base demo
+#     NAME: busybox prometheus alertmanager otelcol telemetrygen jaeger thanos node-exporter
+#           telegraf python-base demo, and the upgrade tier's previous releases:
+#           prometheus-previous alertmanager-previous otelcol-previous jaeger-previous
 #     --force: rebuild even when an image is up to date
 #
 # Needs root (apt, debootstrap), Go and a running Docker engine (.ci/docker-engine.sh).
@@ -27,10 +29,13 @@ T0=$SECONDS
 log() { echo "[twins +$((SECONDS - T0))s] $*"; }
 die() { echo "[twins] ERROR: $*" >&2; exit 1; }
 
-# ---- versions: docker-compose.yml's image defaults are the one place they are pinned ----
+# ---- versions: the compose files' image defaults are the one place they are pinned ----
+# (docker-compose*.yml; the upgrade tier's previous releases: tests/upgrade/docker-compose.previous.yml;
+# the benchmark's load generator: bench/docker-compose.bench.yml)
 pin() {  # pin VAR: the default image the compose files give ${VAR:-...}
-  local ref; ref=$(sed -n "s/.*\${$1:-\([^}]*\)}.*/\1/p" "$ROOT"/docker-compose*.yml | head -1)
-  [ -n "$ref" ] || die "no docker-compose*.yml has a \${$1:-...} default"
+  local ref; ref=$(sed -n "s/.*\${$1:-\([^}]*\)}.*/\1/p" "$ROOT"/docker-compose*.yml \
+      "$ROOT"/tests/upgrade/docker-compose.previous.yml "$ROOT"/bench/docker-compose.bench.yml | head -1)
+  [ -n "$ref" ] || die "no compose file has a \${$1:-...} default"
   echo "$ref"
 }
 version_of() { local t; t=$(pin "$1"); t=${t##*:}; echo "${t#v}"; }  # image tag without v
@@ -41,8 +46,11 @@ PROM_MOD=github.com/prometheus/prometheus@v0.$((_maj * 100 + _min)).$_pat
 AM_VERSION=$(version_of ALERTMANAGER_IMAGE); AM_MOD=github.com/prometheus/alertmanager@v$AM_VERSION
 OTELCOL_VERSION=$(version_of OTELCOL_IMAGE)
 OCB_MOD=go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION
-# telemetrygen (the capacity benchmark's load generator) ships with every contrib release.
-TELEMETRYGEN_MOD=github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v$OTELCOL_VERSION
+# telemetrygen (the capacity benchmark's load generator) ships with every contrib release;
+# the proxy here serves it up to v0.161.0 only, which stands in for the pinned release.
+TELEMETRYGEN_PIN=$(pin TELEMETRYGEN_IMAGE)
+TELEMETRYGEN_VERSION=0.161.0
+TELEMETRYGEN_MOD=github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v$TELEMETRYGEN_VERSION
 # Jaeger: v2.x tags are not Go module versions (no /v2 path) and the proxy refuses the
 # pinned tag's commit. v1.76.0 was released from the same commit as v2.13.0, so its
 # cmd/jaeger IS the Jaeger v2.13.0 binary: the newest Jaeger v2 that can be built here.
@@ -50,10 +58,17 @@ TELEMETRYGEN_MOD=github.com/open-telemetry/opentelemetry-collector-contrib/cmd/t
 TWIN_GO_REPLACES="  - github.com/aws/aws-sdk-go-v2/service/servicediscovery => github.com/aws/aws-sdk-go-v2/service/servicediscovery v1.43.0"
 JAEGER_PIN=$(version_of JAEGER_IMAGE)
 JAEGER_VERSION=2.13.0; JAEGER_MOD=github.com/jaegertracing/jaeger@v1.76.0
+# The release before it (v1.75.0 = v2.12.0) stands in for the upgrade tier's previous pin.
+JAEGER_PREVIOUS_VERSION=2.12.0; JAEGER_PREVIOUS_MOD=github.com/jaegertracing/jaeger@v1.75.0
 # Thanos (the scale-out profile, docker-compose.scale.yml). Its go.mod asks for a Go newer
 # than the machine's: the approved toolchain comes from the module proxy like a module.
 THANOS_VERSION=$(version_of THANOS_IMAGE); THANOS_MOD=github.com/thanos-io/thanos@v$THANOS_VERSION
 THANOS_GOTOOLCHAIN=go1.27.3
+# The host and containers profiles: node_exporter (a Prometheus project, built as
+# Prometheus is) and Telegraf (its own custom-build tags: only the plugins we use).
+NODE_EXPORTER_VERSION=$(version_of NODE_EXPORTER_IMAGE); NODE_EXPORTER_MOD=github.com/prometheus/node_exporter@v$NODE_EXPORTER_VERSION
+TELEGRAF_VERSION=$(version_of TELEGRAF_IMAGE); TELEGRAF_MOD=github.com/influxdata/telegraf@v$TELEGRAF_VERSION
+TELEGRAF_PLUGINS="inputs.docker inputs.docker_log outputs.prometheus_client outputs.socket_writer serializers.json"
 SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -61,13 +76,16 @@ BUSYBOX_TAG=twin/busybox:$SUITE
 PROMETHEUS_TAG=twin/prometheus:v$PROM_VERSION
 ALERTMANAGER_TAG=twin/alertmanager:v$AM_VERSION
 OTELCOL_TAG=twin/otelcol-contrib:$OTELCOL_VERSION
-TELEMETRYGEN_TAG=twin/telemetrygen:v$OTELCOL_VERSION
+TELEMETRYGEN_TAG=twin/telemetrygen:v$TELEMETRYGEN_VERSION
 JAEGER_TAG=twin/jaeger:$JAEGER_VERSION
 THANOS_TAG=twin/thanos:v$THANOS_VERSION
+NODE_EXPORTER_TAG=twin/node-exporter:v$NODE_EXPORTER_VERSION
+TELEGRAF_TAG=twin/telegraf:$TELEGRAF_VERSION
 PYBASE_TAG=twin/python-base:$SUITE
 DEMO_TAG=twin/demo-app:dev
 
-ALL=(busybox prometheus alertmanager otelcol telemetrygen jaeger thanos python-base demo)
+ALL=(busybox prometheus alertmanager otelcol telemetrygen jaeger thanos node-exporter telegraf python-base demo
+     prometheus-previous alertmanager-previous otelcol-previous jaeger-previous)
 ONLY=(); FORCE=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -223,8 +241,9 @@ build_alertmanager() {
 }
 
 # ---- 4. OpenTelemetry Collector (ocb) ----------------------------------------------------
+OTELCOL_MANIFEST=$ROOT/otel-collector/builder-config.yaml
 build_otelcol() {
-  local h ctx=$CACHE/otelcol manifest=$ROOT/otel-collector/builder-config.yaml
+  local h ctx=$CACHE/otelcol-$OTELCOL_VERSION manifest=$OTELCOL_MANIFEST
   grep -q "^  version: $OTELCOL_VERSION\$" "$manifest" \
     || die "$(basename "$manifest") dist.version is not the pinned collector $OTELCOL_VERSION"
   h=$(hash_of "$(declare -f build_otelcol)" "$OCB_MOD" "$(go version)" "$manifest" "$TW/otelcol" \
@@ -238,8 +257,12 @@ build_otelcol() {
   # The proxy here refuses the servicediscovery version loadbalancingexporter asks for
   # (used only by its AWS Cloud Map resolver, which no config of ours uses): the twin
   # pins the newest one it serves. The shipped manifest stays as upstream would build it.
+  # loadbalancingexporter is at v0.161.0 (see the manifest): it asks for the collector's root
+  # module at v0.161.0, which still held packages that are modules of their own in this
+  # release (an ambiguous import); the root module goes to the release's own version.
   cp "$manifest" "$ctx/manifest.yaml"
-  printf '%s\n' "replaces:" "$TWIN_GO_REPLACES" >> "$ctx/manifest.yaml"
+  printf '%s\n' "replaces:" "$TWIN_GO_REPLACES" \
+    "  - go.opentelemetry.io/collector => go.opentelemetry.io/collector v$OTELCOL_VERSION" >> "$ctx/manifest.yaml"
   # ocb writes go.mod/main.go into the output path, runs go mod tidy, then go build.
   GOWORK=off CGO_ENABLED=0 "$gobin/builder" --config="$ctx/manifest.yaml" --output-path="$ctx/src" \
     > "$ctx/builder.log" 2>&1 || { tail -30 "$ctx/builder.log" >&2; die "ocb failed (log: $ctx/builder.log)"; }
@@ -277,13 +300,15 @@ build_jaeger() {
 # ---- 5b. telemetrygen (load generator for bench/, same release as the collector) ---------
 build_telemetrygen() {
   local h ctx=$CACHE/telemetrygen dir
-  h=$(hash_of "$(declare -f build_telemetrygen gobuild)" "$TELEMETRYGEN_MOD" "$(go version)" "$TW/telemetrygen")
+  h=$(hash_of "$(declare -f build_telemetrygen gobuild)" "$TELEMETRYGEN_MOD" "$TELEMETRYGEN_PIN" "$(go version)" \
+      "$TW/telemetrygen")
   cached "$TELEMETRYGEN_TAG" "$h" && return 0
   dir=$(mod_dir "$TELEMETRYGEN_MOD"); [ -d "$dir" ] || die "could not download $TELEMETRYGEN_MOD"
   rm -rf "$ctx"; mkdir -p "$ctx"
   log "go build telemetrygen ($TELEMETRYGEN_MOD)"
   gobuild "$dir" "$ctx/telemetrygen" . "" "-s -w"
-  dbuild "$TELEMETRYGEN_TAG" "$h" "$TW/telemetrygen" "$ctx" "VERSION=$OTELCOL_VERSION"
+  dbuild "$TELEMETRYGEN_TAG" "$h" "$TW/telemetrygen" "$ctx" "VERSION=$TELEMETRYGEN_VERSION" \
+    "STANDS_IN_FOR=$TELEMETRYGEN_PIN"
 }
 
 # ---- 5c. Thanos (the scale-out profile) -----------------------------------------------------
@@ -304,6 +329,84 @@ build_thanos() {
   unset GOTOOLCHAIN
   cp "$dir/LICENSE" "$ctx/"; chmod 644 "$ctx/LICENSE"
   dbuild "$THANOS_TAG" "$h" "$TW/thanos" "$ctx" "VERSION=$THANOS_VERSION"
+}
+
+# ---- 5d. node_exporter (the host profile) ---------------------------------------------------
+# As upstream's .promu.yml: tags netgo osusergo static_build, promu's version stamping.
+build_node_exporter() {
+  local h ctx=$CACHE/node-exporter dir
+  h=$(hash_of "$(declare -f build_node_exporter gobuild prom_ldflags)" "$NODE_EXPORTER_MOD" "$(go version)" \
+      "$TW/node-exporter" "$(image_id "$BUSYBOX_TAG")")
+  cached "$NODE_EXPORTER_TAG" "$h" && return 0
+  dir=$(mod_dir "$NODE_EXPORTER_MOD"); [ -d "$dir" ] || die "could not download $NODE_EXPORTER_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  local ld; ld=$(prom_ldflags "$NODE_EXPORTER_VERSION" "${NODE_EXPORTER_MOD#*@}" \
+      "$(go env GOMODCACHE)/cache/download/${NODE_EXPORTER_MOD%@*}/@v/${NODE_EXPORTER_MOD#*@}.info")
+  log "go build node_exporter ($NODE_EXPORTER_MOD)"
+  gobuild "$dir" "$ctx/node_exporter" . "netgo osusergo static_build" "$ld"
+  cp "$dir/LICENSE" "$ctx/"; chmod 644 "$ctx/LICENSE"
+  dbuild "$NODE_EXPORTER_TAG" "$h" "$TW/node-exporter" "$ctx" "VERSION=$NODE_EXPORTER_VERSION"
+}
+
+# ---- 5e. Telegraf (the containers profile) ----------------------------------------------------
+# Telegraf's custom build (its Makefile's BUILDTAGS): `custom` plus one tag per plugin, so
+# only the plugins telegraf/telegraf.conf uses are compiled in.
+build_telegraf() {
+  local h ctx=$CACHE/telegraf dir tags
+  h=$(hash_of "$(declare -f build_telegraf gobuild)" "$TELEGRAF_MOD" "$TELEGRAF_PLUGINS" "$(go version)" \
+      "$TW/telegraf" "$(image_id "$BUSYBOX_TAG")")
+  cached "$TELEGRAF_TAG" "$h" && return 0
+  dir=$(mod_dir "$TELEGRAF_MOD"); [ -d "$dir" ] || die "could not download $TELEGRAF_MOD"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  tags="custom ${TELEGRAF_PLUGINS}"
+  log "go build telegraf ($TELEGRAF_MOD, plugins: $TELEGRAF_PLUGINS)"
+  gobuild "$dir" "$ctx/telegraf" ./cmd/telegraf "$tags" \
+    "-s -w -X github.com/influxdata/telegraf/internal.Version=$TELEGRAF_VERSION"
+  # A default config that starts (the stack mounts its own over it).
+  printf '%s\n' "# twins/build.sh: the stack mounts telegraf/telegraf.conf over this." "[agent]" \
+    "  interval = \"10s\"" "[[outputs.prometheus_client]]" "  listen = \":9273\"" > "$ctx/telegraf.conf"
+  cp "$dir/LICENSE" "$ctx/"; chmod 644 "$ctx/LICENSE" "$ctx/telegraf.conf"
+  dbuild "$TELEGRAF_TAG" "$h" "$TW/telegraf" "$ctx" "VERSION=$TELEGRAF_VERSION" "PLUGINS=$TELEGRAF_PLUGINS"
+}
+
+# ---- 5f. The previous minor releases (the upgrade tier: tests/upgrade) ---------------------
+# The same recipes with the previous pins (tests/upgrade/docker-compose.previous.yml), each
+# in its own subshell, so the current ones' variables stay as they are.
+build_prometheus_previous() {
+  PROM_VERSION=$(version_of PROMETHEUS_PREVIOUS_IMAGE)
+  IFS=. read -r _maj _min _pat <<<"$PROM_VERSION"
+  PROM_MOD=github.com/prometheus/prometheus@v0.$((_maj * 100 + _min)).$_pat
+  PROMETHEUS_TAG=twin/prometheus:v$PROM_VERSION
+  build_prometheus
+}
+build_alertmanager_previous() {
+  AM_VERSION=$(version_of ALERTMANAGER_PREVIOUS_IMAGE); AM_MOD=github.com/prometheus/alertmanager@v$AM_VERSION
+  ALERTMANAGER_TAG=twin/alertmanager:v$AM_VERSION
+  build_alertmanager
+}
+build_jaeger_previous() {
+  JAEGER_PIN=$(version_of JAEGER_PREVIOUS_IMAGE)
+  JAEGER_VERSION=$JAEGER_PREVIOUS_VERSION; JAEGER_MOD=$JAEGER_PREVIOUS_MOD; JAEGER_TAG=twin/jaeger:$JAEGER_VERSION
+  build_jaeger
+}
+# The collector's manifest at the previous release: every module one release back (the
+# contrib and core v0.x modules at the pin, the core v1.x ones, which move in step, one
+# minor back too).
+build_otelcol_previous() {
+  local cur=$OTELCOL_VERSION v1 v1_prev
+  OTELCOL_VERSION=$(version_of OTELCOL_PREVIOUS_IMAGE)
+  OCB_MOD=go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION
+  OTELCOL_TAG=twin/otelcol-contrib:$OTELCOL_VERSION
+  v1=$(sed -n 's/.* v\(1\.[0-9]*\.[0-9]*\)$/\1/p' "$OTELCOL_MANIFEST" | head -1)
+  local cur_minor prev_minor v1_minor
+  IFS=. read -r _ cur_minor _ <<<"$cur"; IFS=. read -r _ prev_minor _ <<<"$OTELCOL_VERSION"
+  IFS=. read -r _ v1_minor _ <<<"$v1"
+  v1_prev=1.$((v1_minor - (cur_minor - prev_minor))).0
+  mkdir -p "$CACHE/otelcol-previous"
+  sed -e "s/v$cur\$/v$OTELCOL_VERSION/" -e "s/v$cur /v$OTELCOL_VERSION /" -e "s/version: $cur\$/version: $OTELCOL_VERSION/" \
+      -e "s/v$v1\$/v$v1_prev/" -e "s/v$v1 /v$v1_prev /" "$OTELCOL_MANIFEST" > "$CACHE/otelcol-previous/builder-config.yaml"
+  OTELCOL_MANIFEST=$CACHE/otelcol-previous/builder-config.yaml
+  build_otelcol
 }
 
 # ---- 6. Python base (debootstrap) ----------------------------------------------------------
@@ -366,17 +469,41 @@ run() {  # run NAME FN: one phase with its elapsed time
 need_base() {  # images built FROM another twin need it even with --only
   docker image inspect "$1" >/dev/null 2>&1 || { wanted "$2" || run "$2" "build_${2//-/_}"; }
 }
-if wanted prometheus || wanted alertmanager || wanted jaeger || wanted thanos; then need_base "$BUSYBOX_TAG" busybox; fi
+if wanted prometheus || wanted alertmanager || wanted jaeger || wanted thanos || wanted node-exporter \
+   || wanted telegraf || wanted prometheus-previous || wanted alertmanager-previous || wanted jaeger-previous; then
+  need_base "$BUSYBOX_TAG" busybox
+fi
 if wanted demo; then need_base "$PYBASE_TAG" python-base; fi
 run busybox build_busybox
-run prometheus build_prometheus
-run alertmanager build_alertmanager
-run otelcol build_otelcol
-run telemetrygen build_telemetrygen
-run jaeger build_jaeger
-run thanos build_thanos
-run python-base build_python_base
-run demo build_demo
+# The Go twins, GO_LANES at a time (default 2: while one compiles, the next downloads its
+# modules), beside the Python base and the demo (debootstrap and wheels: network and disk).
+# Each runs in a subshell of its own; the first failure stops the others.
+GO_LANES=${TWIN_GO_LANES:-2}
+declare -A job_of=()
+failed=()
+reap() {  # reap: wait for one background build; remember a failure
+  local pid st=0
+  wait -n -p pid || st=$?
+  [ -n "${pid:-}" ] || return 0
+  [ "$st" -eq 0 ] || failed+=("${job_of[$pid]}")
+  unset "job_of[$pid]"
+}
+spawn() {  # spawn NAME CMD...: in the background
+  "${@:2}" &
+  job_of[$!]=$1
+}
+python_chain() { run python-base build_python_base && run demo build_demo; }
+spawn python-chain python_chain
+for name in prometheus alertmanager otelcol telemetrygen jaeger thanos node-exporter telegraf \
+            prometheus-previous alertmanager-previous otelcol-previous jaeger-previous; do
+  wanted "$name" || continue
+  # slots: the Go lanes plus the Python chain while it runs
+  while [ ${#failed[@]} -eq 0 ] && [ "$(jobs -rp | wc -l)" -ge $((GO_LANES + 1)) ]; do reap; done
+  [ ${#failed[@]} -eq 0 ] || break
+  spawn "$name" run "$name" "build_${name//-/_}"
+done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do reap; done
+[ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (their logs above and in $CACHE)"
 
 # Rebuilds leave the previous images untagged; drop those this script made (its label),
 # silently keeping any a container still uses.
@@ -389,7 +516,12 @@ env_file=$TW/images.env
   req=()
   for pair in PROMETHEUS_IMAGE:$PROMETHEUS_TAG ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
               OTELCOL_IMAGE:$OTELCOL_TAG TELEMETRYGEN_IMAGE:$TELEMETRYGEN_TAG \
-              JAEGER_IMAGE:$JAEGER_TAG THANOS_IMAGE:$THANOS_TAG DEMO_IMAGE:$DEMO_TAG; do
+              JAEGER_IMAGE:$JAEGER_TAG THANOS_IMAGE:$THANOS_TAG NODE_EXPORTER_IMAGE:$NODE_EXPORTER_TAG \
+              TELEGRAF_IMAGE:$TELEGRAF_TAG DEMO_IMAGE:$DEMO_TAG \
+              PROMETHEUS_PREVIOUS_IMAGE:twin/prometheus:v$(version_of PROMETHEUS_PREVIOUS_IMAGE) \
+              ALERTMANAGER_PREVIOUS_IMAGE:twin/alertmanager:v$(version_of ALERTMANAGER_PREVIOUS_IMAGE) \
+              OTELCOL_PREVIOUS_IMAGE:twin/otelcol-contrib:$(version_of OTELCOL_PREVIOUS_IMAGE) \
+              JAEGER_PREVIOUS_IMAGE:twin/jaeger:$JAEGER_PREVIOUS_VERSION; do
     var=${pair%%:*}; tag=${pair#*:}
     # only images this script built (they carry its recipe label)
     if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi

@@ -19,7 +19,10 @@ MAY_STATE_VERSION = {
     "otel-collector/builder-config.yaml": "a build manifest names its module versions "
                                           "(test_collector_build.py keeps them equal to the pin)",
     "bench/docker-compose.bench.yml": "the one place of telemetrygen's pin (the collector's release)",
+    "tests/upgrade/docker-compose.previous.yml": "the one place of the previous releases the upgrade tier comes from",
 }
+# A Python package's pin that happens to carry the same number (a web framework's).
+PYTHON_PIN = re.compile(r"^[A-Za-z0-9_.\-]+(\[[\w,]+\])?==\S+")
 # Captured data: component metric names as a pinned version exposed them.
 DATA = ("tests/metric_catalog_data/",)
 
@@ -59,7 +62,8 @@ def test_a_pinned_version_is_written_once(var):
         if f in MAY_STATE_VERSION:
             continue
         text = (REPO / f).read_text(errors="replace")
-        offenders += [f"{f}:{n}" for n, line in enumerate(text.splitlines(), 1) if pattern.search(line)]
+        offenders += [f"{f}:{n}" for n, line in enumerate(text.splitlines(), 1)
+                      if pattern.search(line) and not PYTHON_PIN.match(line)]
     assert not offenders, (f"{var}'s version {version} is restated (read it from docker-compose.yml "
                            f"instead): {offenders}")
 
@@ -84,3 +88,18 @@ def test_code_reaching_the_stack_asks_compose_for_the_port():
                 if int(port) in published_ports():
                     offenders.append(f"{f}:{n}: {line.strip()[:100]}")
     assert not offenders, "a published port typed in code: " + "; ".join(offenders)
+
+
+# The upgrade tier comes from the minor release before each current pin.
+PREVIOUS = {"PROMETHEUS_PREVIOUS_IMAGE": "PROMETHEUS_IMAGE", "ALERTMANAGER_PREVIOUS_IMAGE": "ALERTMANAGER_IMAGE",
+            "JAEGER_PREVIOUS_IMAGE": "JAEGER_IMAGE", "OTELCOL_PREVIOUS_IMAGE": "OTELCOL_IMAGE"}
+
+
+@pytest.mark.parametrize("previous, current", PREVIOUS.items())
+def test_each_previous_release_is_one_minor_behind_its_pin(previous, current):
+    """Bumping a pin without moving its previous release (or the reverse) fails here."""
+    now, before = (tuple(int(x) for x in versions()[v].split(".")) for v in (current, previous))
+    assert before[0] == now[0] and before[1] == now[1] - 1, (
+        f"{previous} is {versions()[previous]}, not the minor release before {current}'s {versions()[current]}")
+    repo = {v: image_defaults()[v].rsplit(":", 1)[0] for v in (current, previous)}
+    assert repo[previous] == repo[current], f"{previous} names another image: {repo}"

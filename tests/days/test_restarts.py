@@ -32,8 +32,8 @@ ALERT = "RestartMatrixCheck"  # a made-up alert: notified once, then re-posted a
 SERVICE_LABEL = "restart-matrix"
 
 
-def _counted(kind: str, how: str, written: int, found: int) -> None:
-    st.MEASUREMENTS.setdefault("restarts", {})[f"{kind} after {how}"] = f"{found}/{written}"
+def _counted(kind: str, how: str, written: int, found: int, section: str = "restarts") -> None:
+    st.MEASUREMENTS.setdefault(section, {})[f"{kind} after {how}"] = f"{found}/{written}"
     assert found == written, f"{kind}: {written} written, {found} found after {how}"
 
 
@@ -63,10 +63,11 @@ def _notified() -> int:
 
 
 class State:
-    """What was written, and how to count it again."""
+    """What was written, and how to count it again (the counts go to MEASUREMENTS[section])."""
 
-    def __init__(self, stack: st.Stack):
+    def __init__(self, stack: st.Stack, section: str = "restarts"):
         self.stack = stack
+        self.section = section
         # Metric samples: Prometheus' scrapes of itself over the last 5 minutes.
         self.window = (time.time() - 300, time.time() - 15)
         self.samples = self.sample_count()
@@ -104,22 +105,25 @@ class State:
         return clients.get_json("alertmanager", f"/api/v2/silence/{self.silence}")["status"]["state"] == "active"
 
     def check(self, service: str, how: str) -> None:
+        def counted(kind: str, written: int, found: int) -> None:
+            _counted(kind, how, written, found, self.section)
+
         if service in ("prometheus", "*"):
-            _counted("metric samples", how, self.samples, poll_until(
+            counted("metric samples", self.samples, poll_until(
                 lambda: self.sample_count() >= self.samples and self.sample_count(), 60,
                 "Prometheus answers from its volume"))
         if service in ("jaeger", "*"):
-            _counted("traces", how, len(self.traces), len(stored_traces(self.traces)))
+            counted("traces", len(self.traces), len(stored_traces(self.traces)))
         if service in ("alertmanager", "*"):
-            _counted("silences", how, 1, int(self.silence_active()))
+            counted("silences", 1, int(self.silence_active()))
             _post_alert(datetime.now(timezone.utc) + timedelta(hours=1))
             time.sleep(15)  # longer than the drill profile's group_wait and group_interval
-            _counted("notification log (notifications of an alert already notified)", how, 1, _notified())
+            counted("notification log (notifications of an alert already notified)", 1, _notified())
         if service in ("alert-sink", "*"):
-            _counted("notifications", how, len(self.notifications), len(self.notifications & self.sink_ids()))
+            counted("notifications", len(self.notifications), len(self.notifications & self.sink_ids()))
         if service in ("loki", "*") and self.logged:
             found = [t for t in self.logged if loki_streams(self.stack, f'{{service_name="shop"}} | trace_id = "{t}"')]
-            _counted("log records", how, len(self.logged), len(found))
+            counted("log records", len(self.logged), len(found))
 
 
 def queue_for_jaeger(stack: st.Stack) -> list[str]:
