@@ -156,3 +156,54 @@ def test_critical_inhibits_warnings_of_the_same_service_only(alertmanager_url):
     assert readiness.get("state") == "suppressed" and readiness.get("inhibitedBy"), states
     assert states["DemoHighLatencyP95"]["state"] == "active", "another service's warning stays"
     assert states["DemoErrorBudgetBurnFast"]["state"] == "active"
+
+
+# ---- entrypoint.sh: settings into a copy, only where the stack's own values are ----------
+
+MINE = """
+  - name: mine   # a receiver of the user's own: its addresses are theirs
+    email_configs:
+      - to: me@example.com
+    webhook_configs:
+      - url: http://my-hook:9000/x
+"""
+
+
+def test_the_entrypoint_sets_the_stacks_own_addresses_and_never_yours(tmp_path):
+    """ALERTMANAGER_EMAIL_TO, ALERTMANAGER_WEBHOOK_URL and GRAFANA_URL reach the rendered
+    config and templates where the shipped values are; a receiver the user added keeps its
+    own `to` and `url`; the result passes amtool, and the link renders with GRAFANA_URL."""
+    ref = require_image("ALERTMANAGER_IMAGE")
+    folder, data = tmp_path / "alertmanager", tmp_path / "data"
+    folder.mkdir()
+    for f in AM_DIR.rglob("*"):
+        if f.is_file():
+            (folder / f.relative_to(AM_DIR)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / f.relative_to(AM_DIR)).write_text(f.read_text())
+    (folder / "alertmanager.yml").write_text((AM_DIR / "alertmanager.yml").read_text() + MINE)
+    data.mkdir(mode=0o777)
+    data.chmod(0o777)
+    env = {"ALERTMANAGER_EMAIL_TO": "team@example.com", "ALERTMANAGER_WEBHOOK_URL": "http://hooks.example:9000/am",
+           "GRAFANA_URL": "https://grafana.example.com"}
+    mounts = ["-v", f"{folder}:/etc/alertmanager:ro", "-v", f"{data}:/alertmanager"]
+    p = subprocess.run(["docker", "run", "--rm", "--network", "none", *mounts,
+                        *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+                        "--entrypoint", "/bin/sh", ref, "/etc/alertmanager/entrypoint.sh", "--render-only"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rendered = yaml.safe_load((data / "rendered-config.yml").read_text())
+    receivers = {r["name"]: r for r in rendered["receivers"]}
+    assert receivers["mine"]["email_configs"][0]["to"] == "me@example.com"
+    assert receivers["mine"]["webhook_configs"][0]["url"] == "http://my-hook:9000/x"
+    assert receivers["critical"]["email_configs"][0]["to"] == "team@example.com"
+    urls = {w["url"] for name, r in receivers.items() if name != "mine" for w in r.get("webhook_configs", [])}
+    assert urls == {"http://hooks.example:9000/am"}, urls
+    check = subprocess.run(["docker", "run", "--rm", "--network", "none", *mounts, "--entrypoint", "amtool", ref,
+                            "check-config", "/alertmanager/rendered-config.yml"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fixture = REPO / "tests" / "config" / "alertmanager_fixtures" / "one-firing.json"
+    link = subprocess.run(["docker", "run", "--rm", "--network", "none", *mounts, "-v", f"{fixture}:/f.json:ro",
+                           "--entrypoint", "amtool", ref, "template", "render",
+                           "--template.glob=/alertmanager/rendered-templates/*.tmpl", "--template.data=/f.json",
+                           '--template.text={{ template "stack.grafana.url" . }}'], capture_output=True, text=True)
+    assert link.stdout.strip() == "https://grafana.example.com/d/alerts", link.stdout + link.stderr

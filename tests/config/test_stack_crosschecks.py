@@ -22,6 +22,14 @@ DEMO_ROLES = {"shop", "inventory", "loadgen", "alert-sink"}
 # promtool from the collector-probe volume, which volume-init fills from the Prometheus image.
 PROBED = {"otel-collector"}
 BIND = "${BIND_ADDRESS:-127.0.0.1}"
+# What each optional part (a compose profile) may read of the machine, and why it needs it
+# (README, "Watch what you run"). Nothing else mounts a host path or the Docker socket.
+HOST_ACCESS = {
+    # Docker's API (the socket is root's, mode 660: uid 0 with no capability opens it).
+    "telegraf": {"profile": "containers", "user": "0:0", "mounts": {"/var/run/docker.sock"}},
+    # The host's filesystem tree, read-only, as nobody.
+    "node-exporter": {"profile": "host", "user": "65534:65534", "mounts": {"/"}},
+}
 
 
 def _conventions_ports() -> dict[str, tuple[set[int], set[int]]]:
@@ -157,8 +165,8 @@ def test_healthcheck_where_the_image_allows(name):
         assert init["image"] == SERVICES["prometheus"]["image"], "promtool comes from the Prometheus image"
         # promtool asks /-/healthy: every collector config's health_check answers there.
         for f in [*(REPO / "otel-collector").glob("config*.yml"), REPO / "bench" / "collector-ceiling.yml"]:
-            if f.name == "config.extras.yml":
-                continue  # the user's additions, merged over config.yml
+            if f.name in ("config.extras.yml", "config.extras.example.yml", "config.agent.yml"):
+                continue  # layers merged over config.yml (yours; the scale-out agent)
             health = yaml.safe_load(f.read_text())["extensions"]["health_check"]
             assert health.get("path") == "/-/healthy" and health["endpoint"] == "0.0.0.0:13133", (f.name, health)
     if name == "loki":  # distroless: only the binary itself
@@ -182,16 +190,27 @@ def test_least_privilege(name):
         assert not svc.get("cap_add"), f"{name} adds capabilities {svc['cap_add']}"
         # Explicit, so that an image whose default user changes cannot make it root.
         user = str(svc.get("user", ""))
-        assert re.fullmatch(r"[1-9]\d*:\d+", user), f"{name}: user {user!r} is not an explicit non-root uid:gid"
+        if name in HOST_ACCESS:
+            assert user == HOST_ACCESS[name]["user"], f"{name}: user {user!r}"
+        else:
+            assert re.fullmatch(r"[1-9]\d*:\d+", user), f"{name}: user {user!r} is not an explicit non-root uid:gid"
         assert svc.get("read_only") is True, f"{name}: writable root filesystem"
         assert 0 < int(svc.get("pids_limit", 0)) <= 4096, f"{name}: no pids_limit"
     assert svc.get("network_mode") != "host" and svc.get("pid") != "host"
+    host_paths = set()
     for vol in svc.get("volumes", []):
-        src, dst, *mode = vol.split(":")
-        assert "docker.sock" not in vol, f"{name} mounts the Docker socket"
+        src, dst, *mode = re.fullmatch(r"(\$\{[^}]*\}|[^:]+):([^:]+)(?::(.+))?", vol).groups()
+        mode = [m for m in mode if m]
         if src.startswith("."):  # bind mount of config from the repo
             assert mode == ["ro"], f"{name}: config mount {vol!r} is not read-only"
             assert (REPO / src).is_dir(), f"{name}: mounts missing folder {src}"
+        elif src.startswith(("/", "${")):  # a path of the machine
+            host_paths.add(_default(src))
+            assert mode and mode[0].split(",")[0] == "ro", f"{name}: {vol!r} is not read-only"
+    access = HOST_ACCESS.get(name)
+    assert host_paths == (access["mounts"] if access else set()), f"{name} mounts {host_paths} of the machine"
+    if access:
+        assert svc.get("profiles") == [access["profile"]], f"{name} runs outside its optional part"
 
 
 def test_named_volumes_keep_data():
@@ -279,17 +298,58 @@ def _scrape_configs() -> list[dict]:
     return jobs
 
 
+def _profile_targets() -> dict[str, list[dict]]:
+    """profile -> its target groups (prometheus/profiles/<profile>.yml)."""
+    return {f.stem: yaml.safe_load(f.read_text()) for f in sorted((REPO / "prometheus" / "profiles").glob("*.yml"))}
+
+
 def test_every_service_is_scraped_by_its_own_job():
-    jobs = {j["job_name"]: j for j in _scrape_configs()}
+    """Each compose service is one job (named after it): a static target, or a target
+    group of its optional part's file (`job` label), which the part's scrape job reads."""
+    jobs: dict[str, list[str]] = {}
+    sd_jobs = {}
+    for j in _scrape_configs():
+        if j["job_name"] == "local":
+            continue  # yours: prometheus/local/targets/
+        for sc in j.get("static_configs", []):
+            jobs.setdefault(j["job_name"], []).extend(sc["targets"])
+        for sd in j.get("file_sd_configs", []):
+            for f in sd["files"]:
+                m = re.fullmatch(r"/prometheus/sd/(\w+)\.yml", f)
+                assert m, f"job {j['job_name']} reads {f}, not a part's file (entrypoint.sh writes /prometheus/sd/)"
+                sd_jobs[m.group(1)] = j["job_name"]
+    profiles = _profile_targets()
+    assert set(sd_jobs) == set(profiles), f"parts with a scrape job {sorted(sd_jobs)} vs target files {sorted(profiles)}"
+    for profile, groups in profiles.items():
+        for g in groups:
+            jobs.setdefault(g["labels"]["job"], []).extend(g["targets"])
+            for t in g["targets"]:
+                assert profile in ALL_SERVICES[_host_port(t)[0]].get("profiles", []), (
+                    f"{t} is in profiles/{profile}.yml, but its service is not in the {profile} profile")
     assert set(jobs) == set(SERVICES), (
         f"jobs {sorted(set(jobs) ^ set(SERVICES))} do not match compose services one to one")
-    for name, job in jobs.items():
-        targets = [t for sc in job["static_configs"] for t in sc["targets"]]
+    for name, targets in jobs.items():
         assert targets, f"job {name} has no targets"
         for t in targets:
-            host, _ = _host_port(t)
-            assert host == name, f"job {name} scrapes {t}, another service"
+            host, port = _host_port(t)
+            if name == "prometheus" and host == "localhost":  # itself, wherever it runs
+                t = f"prometheus:{port}"
+            assert _host_port(t)[0] == name, f"job {name} scrapes {t}, another service"
             _assert_listens(t, f"scrape job {name}")
+
+
+def test_every_optional_part_is_a_compose_profile_with_its_targets():
+    """COMPOSE_PROFILES switches a part on and off: compose starts its services and
+    Prometheus' entrypoint hands out its targets. A part's services carry its profile and
+    no other service does; the demo is on by default (.env.example)."""
+    parts = {p for s in ALL_SERVICES.values() for p in s.get("profiles", [])}
+    assert parts == set(_profile_targets()), f"profiles {sorted(parts)} vs prometheus/profiles/ {sorted(_profile_targets())}"
+    env = dict(re.findall(r"^(\w+)=(.*)$", (REPO / ".env.example").read_text(), re.MULTILINE))
+    assert env.get("COMPOSE_PROFILES") == "demo", "the demo is not on by default"
+    assert {n for n, s in ALL_SERVICES.items() if "demo" in s.get("profiles", [])} == {"shop", "inventory", "loadgen"}
+    prom = SERVICES["prometheus"]
+    assert prom["environment"]["COMPOSE_PROFILES"] == "${COMPOSE_PROFILES:-}"
+    assert prom["entrypoint"] == ["/bin/sh", "/etc/prometheus/entrypoint.sh"]
 
 
 def test_prometheus_alerting_and_rules():
@@ -297,7 +357,7 @@ def test_prometheus_alerting_and_rules():
     for am in prom["alerting"]["alertmanagers"]:
         for t in am["static_configs"][0]["targets"]:
             _assert_listens(t, "prometheus alerting")
-    assert prom["rule_files"] == ["rules/*.yml"]
+    assert prom["rule_files"] == ["rules/*.yml", "local/rules/*.yml"]  # the stack's, then yours
     # Retention is set by flags from the environment (compose), which a retention section
     # in the file would override.
     assert "retention" not in prom["storage"]["tsdb"], "prometheus.yml's retention would override the flags"
@@ -322,7 +382,7 @@ def test_collector_exporters_point_at_real_services():
 
 def test_collector_pipelines():
     pipes = OTEL["service"]["pipelines"]
-    assert set(pipes) == {"traces", "metrics", "logs"}
+    assert set(pipes) == {"traces", "metrics", "logs", "logs/containers"}
     for name, p in pipes.items():
         assert p["processors"][0] == "memory_limiter", f"{name}: memory_limiter must come first"
     assert "span_metrics" in pipes["traces"]["exporters"] and "span_metrics" in pipes["metrics"]["receivers"]
@@ -470,6 +530,10 @@ def test_alertmanager_webhooks_point_at_real_services():
 
 
 def test_documented_memory_total_matches_limits():
-    total_mib = sum(_mem_bytes(_mem_limit(s)) for s in SERVICES.values()) // 1024**2
-    stated = {int(n) for n in re.findall(r"(\d+) MiB in total", (REPO / "docker-compose.yml").read_text())}
-    assert stated == {total_mib}, f"docker-compose.yml states {stated} MiB in total, limits add up to {total_mib}"
+    """The header states the total with the default parts (the demo) and with every part."""
+    def total(services) -> int:
+        return sum(_mem_bytes(_mem_limit(s)) for s in services) // 1024**2
+    default = total(s for s in SERVICES.values() if set(s.get("profiles", ["demo"])) & {"demo"})
+    stated = {int(n) for n in re.findall(r"(\d+) MiB in\s*(?:#\s*)?total", (REPO / "docker-compose.yml").read_text())}
+    assert stated == {default, total(SERVICES.values())}, (
+        f"docker-compose.yml states {stated} MiB in total, limits add up to {default} and {total(SERVICES.values())}")

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""`make measurements`: docs/measurements.md from the figures the last runs left in build/
+(never typed by hand): dated, with the machine and the images they came from.
+
+    python3 scripts/measurements.py [--build build]   write docs/measurements.md and .json
+    python3 scripts/measurements.py --check           the page is its data rendered, and every
+                                                      figure written into a Markdown file as
+                                                      <!-- figure:KEY -->VALUE<!-- /figure -->
+                                                      is the measured one
+
+Reads what is there: the tier table of the last `make test`/`make test-all`
+(build/tiers.json), each stack tier's figures (build/<tier>-measurements.json), the
+capacity smoke or sweep (build/bench-stack*.json), the soak (build/soak*.json), the
+history's manifest, the backtest (build/backtest*.json) and the upgrade tier
+(build/upgrade-tier.json). A section whose file is missing says so; nothing is invented.
+
+Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Sections of the stack tiers' figures, in the order a reader wants them, and a title each.
+SECTIONS = {
+    "no_loss": "Nothing lost through an outage (sent against stored)",
+    "restarts": "Restarts and down/up keep every store's data (written against found)",
+    "forwarding": "The copy to your own backend",
+    "own": "Your own things: the demo off, your places, containers, host",
+    "upgrade": "Upgrades keep every store's data",
+    "scale_out": "Scale-out profile",
+    "bounds": "Bounds: the accelerated fill",
+    "training": "Training ground",
+    "history": "A month of history",
+}
+TIMINGS = ("compose_up_to_healthy_s", "fault_to_notification_s", "clear_to_resolved_s", "fault_to_email_s")
+# Run data that is not a figure (the per-second memory samples, the settings, the plan).
+SKIP = {"memory_samples", "samples", "series", "settings", "started", "not_started", "one_shot", "stand_ins",
+        "images", "project", "compose_files", "peak_memory"}
+# Whole files of figures: name -> section title.
+FILES = {"bench-stack.json": "Capacity sweep (`make bench-stack`)",
+         "bench-stack-smoke.json": "Capacity smoke (`make test-all`)",
+         "soak.json": "Soak (`make soak`)", "soak-smoke.json": "Soak smoke (`make test-all`)",
+         "backtest.json": "Backtest of the shipped rules (`make backtest`)",
+         "upgrade-tier.json": "Upgrade tier (`make test-all TIERS=upgrade`)"}
+
+
+def cell(value) -> str:
+    if isinstance(value, dict) and {"sent", "stored"} <= set(value):
+        return f"{value['sent']} sent, {value['stored']} stored, {value.get('lost', value['sent'] - value['stored'])} lost"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(cell(v) for v in value)
+    return str(value).replace("|", "\\|")
+
+
+def table(rows: list[tuple[str, object]], head: tuple[str, str] = ("what", "figure")) -> list[str]:
+    return [f"| {head[0]} | {head[1]} |", "|---|---|", *(f"| {cell(k)} | {cell(v)} |" for k, v in rows), ""]
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    try:
+        mem = int(next(ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))) / 2**20
+    except (OSError, StopIteration):
+        mem = 0
+    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True)
+    return (f"{platform.system()} {platform.release()}, {cores} cores, {mem:.0f} GiB, Docker engine "
+            f"{docker.stdout.strip() or 'unknown'}")
+
+
+def load(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect(build: Path) -> dict:
+    """Everything the page shows, from build/: the data docs/measurements.json keeps."""
+    data: dict = {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+                  "tiers": {}, "images": {}, "sections": {}, "files": {}, "headline": {}}
+    for kind in ("quick", "all"):
+        if (t := load(build / f"tiers-{kind}.json")) is not None:
+            data["tiers"][kind] = t
+            data["headline"][f"make {'test' if kind == 'quick' else 'test-all'} minutes"] = round(t["wall_s"] / 60)
+    sources = sorted(build.glob("*-measurements.json"))
+    data["sources"] = [f"build/{f.name}" for f in sources]
+    for f in sources:
+        figures = load(f) or {}
+        data["images"].update(figures.get("images") or {})
+        for key, value in figures.items():
+            if key in SECTIONS:
+                data["sections"].setdefault(key, {}).update({k: v for k, v in value.items() if k not in SKIP})
+                data["images"].update(value.get("images") or {})
+            elif key in TIMINGS:
+                data["sections"].setdefault("timings", {}).update(
+                    {f"{key.removesuffix('_s').replace('_', ' ')}: {k}": v for k, v in value.items()}
+                    if isinstance(value, dict) else {key.removesuffix("_s").replace("_", " "): value})
+    for name in FILES:
+        if (content := load(build / name)) is not None:
+            data["files"][name] = {k: v for k, v in content.items() if k not in SKIP} if isinstance(content, dict) \
+                else content
+    return data
+
+
+def render(data: dict) -> str:
+    out = ["# Measurements", "",
+           f"Generated by `make measurements` on {data['generated']} from the figures the last runs left",
+           f"in `build/` (kept in `docs/measurements.json`), on {data['machine']}.",
+           "Each section names the file it comes from; regenerate after a run to refresh it. Nothing here is",
+           "typed by hand.", ""]
+    out += ["## Test tiers (`build/tiers-quick.json`, `build/tiers-all.json`)", ""]
+    for kind, t in data["tiers"].items():
+        out += [f"`make {'test' if kind == 'quick' else 'test-all'}`: {t['lanes']} tiers at a time, "
+                f"{t['wall_s']} s wall clock.", "", "| tier | result | seconds | tests |", "|---|---|---|---|"]
+        out += [f"| {name} | {'ok' if r['ok'] else 'FAILED'} | {r['seconds']} | "
+                f"{', '.join(f'{n} {k}' for k, n in r['counts'].items())} |" for name, r in t["tiers"].items()]
+        out.append("")
+    if not data["tiers"]:
+        out += ["Not measured here: run `make test` or `make test-all` first.", ""]
+    out += ["## Images", "", f"From {', '.join(f'`{f}`' for f in data.get('sources', [])) or 'no run'}.", ""]
+    out += table(sorted(data["images"].items()), ("service", "image")) if data["images"] else ["Not recorded.", ""]
+    if data["sections"].get("timings"):
+        out += ["## Times (seconds)", ""] + table(sorted(data["sections"]["timings"].items()))
+    for key, title in SECTIONS.items():
+        rows = list((data["sections"].get(key) or {}).items())
+        out += [f"## {title}", ""] + (table(rows) if rows else ["Not measured in the runs found.", ""])
+    for name, title in FILES.items():
+        content = data["files"].get(name)
+        out += [f"## {title}", ""]
+        if content is None:
+            out += [f"Not measured here: no build/{name}.", ""]
+            continue
+        out += table(list(content.items() if isinstance(content, dict) else enumerate(content)))
+    return "\n".join(out).rstrip() + "\n"
+
+
+FIGURE = re.compile(r"<!-- figure:([^>]+?) -->(.*?)<!-- /figure -->")
+
+
+def drifted(data: dict, docs: list[Path]) -> list[str]:
+    """Figures written into Markdown (`<!-- figure:KEY -->VALUE<!-- /figure -->`) that are
+    not what the measurements say."""
+    out = []
+    for doc in docs:
+        for key, value in FIGURE.findall(doc.read_text()):
+            want = data["headline"].get(key)
+            if want is None or str(want) != value.strip():
+                out.append(f"{doc.name}: {key} says {value.strip()!r}, the measurements {want!r}")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", type=Path, default=REPO / "build")
+    ap.add_argument("--check", action="store_true",
+                    help="fail if docs/measurements.md is not docs/measurements.json rendered, or a figure drifted")
+    a = ap.parse_args(argv)
+    page, store = REPO / "docs" / "measurements.md", REPO / "docs" / "measurements.json"
+    if a.check:
+        data = json.loads(store.read_text())
+        problems = ([] if page.read_text() == render(data) else ["docs/measurements.md is not its data rendered"])
+        problems += drifted(data, sorted(REPO.glob("*.md")) + sorted((REPO / "docs").glob("*.md")))
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1 if problems else 0
+    text = json.dumps(collect(a.build), indent=2, sort_keys=True) + "\n"
+    data = json.loads(text)  # rendered as --check renders it: from the stored data
+    store.write_text(text)
+    page.write_text(render(data))
+    print(f"wrote {page.relative_to(REPO)} and {store.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
