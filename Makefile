@@ -26,6 +26,8 @@ compose_up = $(1) $(COMPOSE) up -d --wait --wait-timeout $(UP_TIMEOUT) $(if $(SE
 # The compose files for this Docker engine (scripts/compose_info.py): the stack, plus faster
 # start-up healthchecks where the engine supports them.
 export COMPOSE_FILE ?= $(shell $(PYTHON) scripts/compose_info.py files 2>/dev/null || echo docker-compose.yml)
+# The same for the scale-out profile (your forwarding and extras files included).
+SCALE_COMPOSE_FILE := $(shell $(PYTHON) scripts/compose_info.py files --scale 2>/dev/null || echo docker-compose.yml:docker-compose.scale.yml)
 
 # Twin images from `make twins` (machines without a container registry) are used when
 # twins/images.env exists; a variable already set in the environment or on the command
@@ -37,15 +39,23 @@ $(foreach v,$(TWIN_VARS),$(if $(filter environment command line,$(origin $(v))),
 export $(TWIN_VARS)
 endif
 
-.PHONY: lock exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test test-all reload clean uninstall \
+.PHONY: lock exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test test-all reload certs upgrade measurements clean uninstall \
         twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value]"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-env: ## Create .env from .env.example with generated secrets (no-op when present)
+env: ## Create .env from .env.example with generated secrets, and your places (no-op when present)
+	@$(PYTHON) scripts/compose_info.py check
 	@$(PYTHON) scripts/init_env.py
+	@$(PYTHON) scripts/places.py
+	@$(auth_files)
+
+# While STACK_AUTH is on (scripts/compose_info.py says so, and why): the certificates, web
+# config and logins of docker-compose.auth.yml (scripts/auth.py, from the venv: bcrypt).
+auth_files = $(PYTHON) scripts/compose_info.py auth; case $$? in \
+	0) $(MAKE) --no-print-directory venv && $(VENV_PYTHON) scripts/auth.py ;; 1) ;; *) exit 1 ;; esac
 
 # Said on every start, so no one mistakes a twin (no web UI in Prometheus and Alertmanager) for upstream.
 twin_notice = $(if $(TWINS_USED),@echo "Using twin images from twins/images.env for $(TWINS_USED) (built here; the Prometheus and Alertmanager twins have no web UI). Delete twins/images.env to use the pinned upstream images.")
@@ -57,9 +67,10 @@ up: env ## Start the stack and wait until every service is healthy
 	@echo "Grafana login: user GRAFANA_ADMIN_USER, password GRAFANA_ADMIN_PASSWORD, both in $(CURDIR)/.env"
 
 up-scale: env ## Start the scale-out profile: collector agent + 2 gateways, Alertmanager pair, Prometheus pair + Thanos
+	@$(PYTHON) scripts/compose_info.py auth --scale >/dev/null; [ $$? -ne 2 ]
 	$(twin_notice)
-	@$(call compose_up,COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml)
-	@COMPOSE_FILE=$(COMPOSE_FILE):docker-compose.scale.yml $(PYTHON) scripts/compose_info.py urls $(COMPOSE)
+	@$(call compose_up,COMPOSE_FILE=$(SCALE_COMPOSE_FILE))
+	@COMPOSE_FILE=$(SCALE_COMPOSE_FILE) $(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 
 down: ## Stop and remove the containers, the scale-out ones too (data volumes are kept)
 	$(COMPOSE) down --remove-orphans
@@ -79,8 +90,8 @@ logs: ## Follow logs of every service (or SERVICE=name)
 urls: ## Print every published UI and endpoint of the running stack
 	@$(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 
-validate: ## Run the real validators (promtool, amtool, otelcol, jaeger, loki, compose)
-	$(PYTHON) scripts/validate.py
+validate: venv ## Run the real validators (promtool, amtool, otelcol, jaeger, loki, compose)
+	$(VENV_PYTHON) scripts/validate.py
 
 venv: ## Create or refresh .venv from requirements.lock, hashes checked (make test does it)
 	@$(PYTHON) scripts/venv.py
@@ -96,19 +107,33 @@ test: venv ## Prove every signal travels, nothing is lost, alerts arrive (unit, 
 test-all: venv ## Run every test tier (make test, plus scale-out, forwarding, training ground, history, bench, ...)
 	@$(VENV_PYTHON) -m tests.tiers $(or $(TIERS),all) -- $(PYTEST_ARGS)
 
-reload: ## Reload Prometheus and Alertmanager config without a restart (SIGHUP)
+reload: ## Reload Prometheus and Alertmanager config without a restart (SIGHUP); with STACK_AUTH, new certificates and logins too
+	@$(auth_files)
 	$(COMPOSE) exec -T alertmanager /bin/sh /etc/alertmanager/entrypoint.sh --render-only
 	$(COMPOSE) kill -s SIGHUP prometheus alertmanager
 	@echo "Sent SIGHUP: Prometheus and Alertmanager re-read their config (see make logs SERVICE=prometheus)."
+	@# The services that read their certificate or login only as they start (the others
+	@# re-read theirs: Prometheus and Alertmanager per connection, the collector and Jaeger
+	@# every minute).
+	@if $(PYTHON) scripts/compose_info.py auth >/dev/null 2>&1; then \
+	  running=$$($(COMPOSE) ps --status running --services | grep -xE 'grafana|jaeger|shop|inventory|alert-sink' | tr '\n' ' '); \
+	  [ -z "$$running" ] || { $(COMPOSE) restart $$running && echo "Restarted $$running: they read their certificate and login as they start."; }; \
+	fi
+
+certs: venv ## Make the local CA and server certificate for STACK_AUTH (FORCE=1: a new server certificate; then make reload)
+	@$(VENV_PYTHON) scripts/certs.py $(if $(FORCE),--force)
+
+upgrade: ## Move the running stack to the pinned images (after git pull) keeping its data: checks first, reports what each store kept
+	@$(PYTHON) scripts/upgrade.py $(COMPOSE)
 
 grafana-password: ## Change the Grafana admin password in Grafana and .env (generated, or NEW_FILE=path, NEW_FILE=- to type it)
 	@$(PYTHON) scripts/grafana_password.py $(if $(NEW_FILE),--new-file "$(NEW_FILE)")
 
-clean: ## Stop the stack and DELETE its data volumes (metrics, logs, dashboards state)
-	$(COMPOSE) down -v --remove-orphans
+clean: ## Stop the stack and DELETE its data volumes (metrics, logs, dashboards state), the scale-out profile's too
+	COMPOSE_FILE=$(SCALE_COMPOSE_FILE) $(COMPOSE) down -v --remove-orphans
 
 uninstall: ## clean, then remove the stack's images too (.env and .venv are kept)
-	$(COMPOSE) down -v --remove-orphans --rmi all
+	COMPOSE_FILE=$(SCALE_COMPOSE_FILE) $(COMPOSE) down -v --remove-orphans --rmi all
 
 twins: ## Build same-version local images for machines without a registry
 	bash twins/build.sh
@@ -121,6 +146,9 @@ soak: venv ## Leave the stack under load for HOURS=2 (RATE=spans/s on top), faul
 
 bench-stack: venv ## Measure how much telemetry the stack carries, against the collector alone (build/bench-stack.*)
 	$(VENV_PYTHON) bench/stack.py $(BENCH_ARGS)
+
+measurements: ## docs/measurements.md from the figures the last runs left in build/ (dated, with machine and images)
+	@$(PYTHON) scripts/measurements.py
 
 dashboards: venv ## Regenerate Grafana dashboards JSON from their Python source
 	$(VENV_PYTHON) grafana/generate.py

@@ -28,15 +28,18 @@ STOPPABLE = ("loadgen", "otel-collector", "loki", "jaeger")
 
 
 def http(method: str, url: str, body: dict | None = None, token: str | None = None,
-         timeout: float = 5) -> tuple[int, object]:
+         timeout: float = 5, login: compose_info.Login | None = None) -> tuple[int, object]:
+    """`token`: a bearer token; else `login`'s (the stack shared: STACK_AUTH), if any."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    elif login is not None and login.basic:
+        req.add_header("Authorization", login.basic)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=login.context() if login else None) as r:
             raw, status = r.read(), r.status
     except urllib.error.HTTPError as e:
         raw, status = e.read(), e.code
@@ -53,12 +56,15 @@ def received_at(notification: dict) -> float:
 class Target:
     """`compose`: the compose command of the stack (the user's: `docker compose`);
     `token`: the fault switch's token (default: DEMO_ADMIN_TOKEN from the environment or
-    .env). DRILL_<SERVICE>_URL (e.g. DRILL_ALERT_SINK_URL) overrides a service's URL."""
+    .env); `login`: HTTPS and the stack's login where it is shared (default: as .env says,
+    STACK_AUTH). DRILL_<SERVICE>_URL (e.g. DRILL_ALERT_SINK_URL) overrides a service's URL."""
 
-    def __init__(self, compose: list[str] | None = None, token: str | None = None):
+    def __init__(self, compose: list[str] | None = None, token: str | None = None,
+                 login: compose_info.Login | None = None):
         self.compose_cmd = compose or ["docker", "compose"]
         self.token = token if token is not None else (
             os.environ.get("DEMO_ADMIN_TOKEN", "").strip() or envfile.read(REPO / ".env").get("DEMO_ADMIN_TOKEN", ""))
+        self.login = login if login is not None else compose_info.Login.from_settings()
         self._urls: dict[str, str] = {}
 
     # ---- where things are
@@ -71,12 +77,13 @@ class Target:
             if not ports:
                 raise RuntimeError(f"{service} publishes no port: is the stack up? (make drill-up)")
             address, port = next(iter(ports.values()))
-            self._urls[service] = f"http://{'127.0.0.1' if address in ('0.0.0.0', '') else address}:{port}"
+            host = "127.0.0.1" if address in ("0.0.0.0", "") else address
+            self._urls[service] = f"{self.login.scheme}://{host}:{port}"
         return self._urls[service]
 
     def get_json(self, service: str, path: str, **params) -> object:
         url = self.url(service) + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        status, payload = http("GET", url)
+        status, payload = http("GET", url, login=self.login)
         if status != 200:
             raise RuntimeError(f"GET {url} -> HTTP {status}: {payload}")
         return payload
@@ -97,7 +104,7 @@ class Target:
     def set_fault(self, service: str, body: dict | None) -> None:
         url = self.url(service) + "/admin/faults"
         method = "DELETE" if body is None else "POST"
-        status, payload = http(method, url, body, self.token)
+        status, payload = http(method, url, body, self.token, login=self.login)
         if status >= 300:
             raise RuntimeError(f"{method} {url} -> HTTP {status}: {payload}")
 

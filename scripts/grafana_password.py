@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import envfile  # noqa: E402
-from compose_info import REPO, browser_host, published  # noqa: E402
+from compose_info import REPO, Login, browser_host, published  # noqa: E402
 
 
 def grafana_url() -> str:
@@ -35,7 +35,7 @@ def grafana_url() -> str:
     if 3000 not in ports:
         raise SystemExit("Grafana is not running (make up), so its password cannot be changed now.")
     address, port = ports[3000]
-    return f"http://{browser_host(address)}:{port}"
+    return f"{Login.from_settings().scheme}://{browser_host(address)}:{port}"  # https while STACK_AUTH is on
 
 
 def change(url: str, user: str, old: str, new: str) -> None:
@@ -44,7 +44,7 @@ def change(url: str, user: str, old: str, new: str) -> None:
     req = urllib.request.Request(f"{url}/api/user/password", data=body, method="PUT", headers={
         "Authorization": f"Basic {auth}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=30, context=Login.from_settings().context()) as r:
             r.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]

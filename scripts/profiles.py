@@ -18,6 +18,20 @@ prometheus/prometheus.scale.yml = prometheus/prometheus.yml for the replicas of 
                                     label from the environment (Thanos Query deduplicates on
                                     it) and alerts sent to both Alertmanagers of the HA pair.
 
+The stack shared (STACK_AUTH, docker-compose.auth.yml), where Prometheus, Alertmanager,
+Grafana and Jaeger serve TLS and ask for a login, and the stack's own clients log in:
+prometheus/prometheus.auth.yml,      = prometheus.yml and prometheus.drill.yml, reading
+prometheus/prometheus.drill.auth.yml   scrape_configs.auth.yml, and sending alerts to
+                                       Alertmanager over TLS with the login;
+prometheus/scrape_configs.auth.yml   = scrape_configs.yml with the scrapes of Prometheus and
+                                       Alertmanager over TLS with the login, Grafana's over
+                                       TLS, and the OTLP edge collector (otel-edge) scraped;
+grafana/auth/datasources/datasources.yml
+                                     = the datasources, over TLS with the login where the
+                                       service asks for it.
+The login and the CA are files of scripts/auth.py's, at /run/stack-auth in each container.
+Prometheus' entrypoint.sh picks the *.auth.yml variant of whichever file it was given.
+
 tests/config/test_drill_profile.py fails when a committed file differs from what this script
 generates.
 """
@@ -35,6 +49,24 @@ PROM_DRILL = REPO / "prometheus" / "prometheus.drill.yml"
 AM_MAIN = REPO / "alertmanager" / "alertmanager.yml"
 AM_DRILL = REPO / "alertmanager" / "alertmanager.drill.yml"
 PROM_SCALE = REPO / "prometheus" / "prometheus.scale.yml"
+PROM_AUTH = REPO / "prometheus" / "prometheus.auth.yml"
+PROM_DRILL_AUTH = REPO / "prometheus" / "prometheus.drill.auth.yml"
+SCRAPE_MAIN = REPO / "prometheus" / "scrape_configs.yml"
+SCRAPE_AUTH = REPO / "prometheus" / "scrape_configs.auth.yml"
+DATASOURCES_MAIN = REPO / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+DATASOURCES_AUTH = REPO / "grafana" / "auth" / "datasources" / "datasources.yml"
+# scripts/auth.py's files, as the containers see them (docker-compose.auth.yml).
+AUTH_MOUNT = "/run/stack-auth"
+# The stack's own HTTPS clients inside the network: the CA, and the login where asked.
+TLS_CLIENT = {"tls_config": {"ca_file": f"{AUTH_MOUNT}/ca.pem"}}
+LOGIN_CLIENT = {"basic_auth": {"username_file": f"{AUTH_MOUNT}/user", "password_file": f"{AUTH_MOUNT}/password"},
+                **TLS_CLIENT}
+# Jobs of scrape_configs.yml whose targets serve TLS (and ask for the login: True) when shared.
+AUTH_JOBS = {"prometheus": True, "alertmanager": True, "grafana": False}
+# The OTLP edge collector of docker-compose.auth.yml: scraped with the stack's collector.
+EDGE_TARGET = ("otel-collector", "otel-edge:8888")
+# Grafana's datasources on services that serve TLS and ask for the login when shared.
+AUTH_DATASOURCES = {"prometheus", "jaeger", "alertmanager"}
 # The HA pair of the scale-out profile: every replica sends every alert to both.
 SCALE_ALERTMANAGERS = ["alertmanager:9093", "alertmanager-b:9093"]
 
@@ -99,6 +131,49 @@ def prometheus_scale(main_text: str) -> str:
     ) + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, width=100)
 
 
+def _dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
+
+
+def prometheus_auth(text: str, src: str) -> str:
+    cfg = yaml.safe_load(text.split("\n", 1)[1] if text.startswith("# GENERATED") else text)
+    cfg["scrape_config_files"] = [SCRAPE_AUTH.name if f == SCRAPE_MAIN.name else f
+                                  for f in cfg.get("scrape_config_files") or []]
+    for am in cfg["alerting"]["alertmanagers"]:
+        am.update(scheme="https", **copy.deepcopy(LOGIN_CLIENT))
+    return HEADER.format(src=src, what="the stack shared (STACK_AUTH): Alertmanager and its own scrapes "
+                         "over TLS with the login.") + _dump(cfg)
+
+
+def scrape_configs_auth(text: str) -> str:
+    cfg = yaml.safe_load(text)
+    for job in cfg["scrape_configs"]:
+        login = AUTH_JOBS.get(job["job_name"])
+        if login is not None:
+            job.update(scheme="https", **copy.deepcopy(LOGIN_CLIENT if login else TLS_CLIENT))
+        if job["job_name"] == EDGE_TARGET[0]:
+            job["static_configs"][0]["targets"].append(EDGE_TARGET[1])
+    return HEADER.format(src="scrape_configs.yml", what="the stack shared (STACK_AUTH): Prometheus, "
+                         "Alertmanager and Grafana scraped over TLS (the first two with the login), "
+                         "otel-edge scraped.") + _dump(cfg)
+
+
+def datasources_auth(text: str) -> str:
+    cfg = yaml.safe_load(text)
+    for ds in cfg["datasources"]:
+        if ds["uid"] not in AUTH_DATASOURCES:
+            continue
+        if not str(ds["url"]).startswith("$"):  # Prometheus': PROMETHEUS_QUERY_URL (the overlay sets https)
+            ds["url"] = str(ds["url"]).replace("http://", "https://", 1)
+        ds.update(basicAuth=True, basicAuthUser="${STACK_AUTH_USER}")
+        ds.setdefault("jsonData", {})["tlsAuthWithCACert"] = True
+        ds["secureJsonData"] = {"basicAuthPassword": f"$__file{{{AUTH_MOUNT}/password}}",
+                                "tlsCACert": f"$__file{{{AUTH_MOUNT}/ca.pem}}"}
+    return HEADER.format(src="grafana/provisioning/datasources/datasources.yml",
+                         what="the stack shared (STACK_AUTH): Prometheus, Jaeger and Alertmanager over TLS "
+                         "with the login.") + _dump(cfg)
+
+
 def alertmanager_drill(main_text: str) -> str:
     cfg = copy.deepcopy(yaml.safe_load(main_text))
 
@@ -125,7 +200,11 @@ def _rel(p: Path) -> str:
 
 
 PAIRS = ((PROM_MAIN, PROM_DRILL, prometheus_drill), (AM_MAIN, AM_DRILL, alertmanager_drill),
-         (PROM_MAIN, PROM_SCALE, prometheus_scale))
+         (PROM_MAIN, PROM_SCALE, prometheus_scale),
+         (PROM_MAIN, PROM_AUTH, lambda text: prometheus_auth(text, "prometheus.yml")),
+         (PROM_DRILL, PROM_DRILL_AUTH, lambda text: prometheus_auth(text, "prometheus.drill.yml")),
+         (SCRAPE_MAIN, SCRAPE_AUTH, scrape_configs_auth),
+         (DATASOURCES_MAIN, DATASOURCES_AUTH, datasources_auth))
 
 
 def main(argv: list[str]) -> int:
@@ -140,6 +219,7 @@ def main(argv: list[str]) -> int:
             if not drill_file.exists() or drill_file.read_text() != text:
                 stale.append(str(_rel(drill_file)))
         else:
+            drill_file.parent.mkdir(parents=True, exist_ok=True)
             drill_file.write_text(text)
             print(f"wrote {_rel(drill_file)}")
     if stale:

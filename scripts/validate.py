@@ -11,7 +11,10 @@ the pinned default), with the component folder mounted read-only and no network:
   otelcol-contrib validate                      every collector config (the stack's as merged
                                                 with forwarding and your extras, scale-out
                                                 tiers, the benchmark's ceiling)
-  jaeger validate                               jaeger/jaeger.yml
+  jaeger validate                               jaeger/jaeger.yml (and with auth.yml)
+  promtool check web-config                     the STACK_AUTH web config (yours once
+                                                `make up` wrote it, else a sample)
+  telegraf config check                         telegraf/telegraf.conf
   loki -verify-config                           loki/loki.yml
 
 An image that is neither local nor pullable is skipped and named; it fails instead when
@@ -32,6 +35,11 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    from scripts import places
+except ImportError:  # run as a script: scripts/ is on the path
+    import places
 
 REPO = Path(__file__).resolve().parents[1]
 # ${X_IMAGE:-pinned/ref:tag}: how every compose file names an image (the pin written once).
@@ -61,51 +69,110 @@ def _rel(root: Path, p: Path) -> str:
     return str(p.relative_to(root))
 
 
+def _rel_any(p: Path) -> str:
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
 EXTRAS = "config.extras.yml"  # the user's additions to the collector (loaded last)
+LAYER = "config.agent.yml"    # the scale-out agent: a layer over config.yml
 
 
-def collector_merges(root: Path = REPO) -> list[list[Path]]:
-    """The file lists the stack's collector merges, in order: as shipped, with each
-    forwarding protocol, and with each worked example of otel-collector/examples/ as the
-    extras."""
+def collector_merges(root: Path = REPO, user: bool = True) -> list[list[Path]]:
+    """The file lists the stack's collectors merge, in order: the single collector and the
+    scale-out agent (config.agent.yml is a layer over config.yml), each as shipped (with
+    the user's extras when `user`) and with the copy to a backend over each protocol; and
+    each worked example of otel-collector/examples/ as the extras."""
     otel = root / "otel-collector"
     if not (otel / "config.yml").exists():
         return []
-    extras = [otel / EXTRAS] if (otel / EXTRAS).exists() else []
-    merges = [[otel / "config.yml", *extras]]
-    merges += [[otel / "config.yml", fwd, *extras] for fwd in sorted(otel.glob("forward.*.yml"))]
+    extras = [otel / EXTRAS] if user and (otel / EXTRAS).exists() else []
+    roles = [[otel / "config.yml"]] + ([[otel / "config.yml", otel / LAYER]] if (otel / LAYER).exists() else [])
+    forwards = [f for f in sorted(otel.glob("forward.*.yml")) if f.name != "forward.tee.yml"]
+    merges = []
+    for role in roles:
+        merges += [[*role, *extras]] + [[*role, otel / "forward.tee.yml", fwd, *extras] for fwd in forwards]
     merges += [[otel / "config.yml", ex] for ex in sorted((otel / "examples").glob("*.yml"))]
     return merges
 
 
-def checks(root: Path = REPO) -> list[Check]:
-    """The validator runs for the config files present under `root`."""
+AUTH_MOUNT = "/run/stack-auth"  # docker-compose.auth.yml
+# What scripts/auth.py needs to write a folder of STACK_AUTH files to validate against.
+SAMPLE_AUTH = {"STACK_AUTH_USER": "stack", "STACK_AUTH_PASSWORD": "validate", "STACK_OTLP_TOKEN": "validate"}
+
+
+def auth_folder(root: Path, user: bool) -> Path:
+    """The STACK_AUTH files the auth configs are checked with: the user's own (make
+    validate, once `make up` wrote them with STACK_AUTH on: their certificate too), else a
+    sample written under build/ (scripts/auth.py, as `make up` does)."""
+    if user:
+        try:
+            from scripts import envfile
+        except ImportError:
+            import envfile
+        mine = envfile.secrets_dir(root / ".env") / "auth"
+        if (mine / "web.yml").exists():
+            return mine
+    try:  # needs the venv (bcrypt, cryptography)
+        from scripts import auth
+    except ImportError:  # run as a script: scripts/ is on the path
+        import auth
+
+    folder, _ = auth.render(SAMPLE_AUTH, root / "build" / "validate-auth")
+    return folder
+
+
+def checks(root: Path = REPO, user: bool = True) -> list[Check]:
+    """The validator runs for the config files present under `root`: with `user` (make
+    validate), the user's places too (scripts/places.py); without (the project's tests),
+    empty places in their stead, so a user's files never fail the project's tests. The
+    configs of the stack shared (STACK_AUTH) are checked with its files (auth_folder)."""
     out: list[Check] = []
+    auth_files = auth_folder(root, user)
     out.append(Check("docker compose config", None, "docker",
                      ["compose", "-f", str(root / "docker-compose.yml"), "config", "-q"],
                      files=["docker-compose.yml"]))
-    for overlay in (root / "docker-compose.scale.yml", root / "bench" / "docker-compose.bench.yml",
-                    root / "docker-compose.forward-otlp.yml", root / "docker-compose.remote-write.yml",
-                    root / "docker-compose.extras.yml"):
-        if overlay.exists():
-            out.append(Check(f"docker compose config +{_rel(root, overlay)}", None, "docker",
-                             ["compose", "-f", str(root / "docker-compose.yml"), "-f", str(overlay), "config", "-q"],
-                             files=["docker-compose.yml", _rel(root, overlay)], env=FORWARD_SETTINGS))
+    scale = root / "docker-compose.scale.yml"
+    for layers in ([scale], [root / "bench" / "docker-compose.bench.yml"],
+                   # as `make up-scale` loads them (scripts/compose_info.py compose_files)
+                   [scale, root / "docker-compose.forward-otlp.yml", root / "docker-compose.scale.forward-otlp.yml"],
+                   [scale, root / "docker-compose.remote-write.yml", root / "docker-compose.scale.remote-write.yml"],
+                   [root / "docker-compose.forward-otlp.yml"], [root / "docker-compose.remote-write.yml"],
+                   [root / "docker-compose.auth.yml"], *([[root / "docker-compose.extras.yml"]] if user else [])):
+        if all(f.exists() for f in layers):
+            files = [root / "docker-compose.yml", *layers]
+            out.append(Check(f"docker compose config +{' +'.join(_rel(root, f) for f in layers)}", None, "docker",
+                             ["compose", *[a for f in files for a in ("-f", str(f))], "config", "-q"],
+                             files=[_rel(root, f) for f in files], env=FORWARD_SETTINGS))
 
     prom = root / "prometheus"
-    pm = {prom: "/etc/prometheus"}
+    pm: dict[Path, str] = {prom: "/etc/prometheus", auth_files: AUTH_MOUNT}
+    if not user:  # an empty prometheus/local over the user's
+        empty = places.empty_copy(root / "build" / "empty-places")
+        pm[empty["/etc/prometheus/local"]] = "/etc/prometheus/local"
     # Every top-level Prometheus file (prometheus.yml, the drill profile, ...); promtool
     # also loads the rule files and scrape_config_files each one references.
     for cfg in sorted(prom.glob("prometheus*.yml")):
         out.append(Check(f"promtool check config {_rel(root, cfg)}", "PROMETHEUS_IMAGE",
                          "promtool", ["check", "config", f"/etc/prometheus/{cfg.name}"],
                          pm, [_rel(root, cfg)]))
+    out.append(Check("promtool check web-config (STACK_AUTH)", "PROMETHEUS_IMAGE", "promtool",
+                     ["check", "web-config", f"{AUTH_MOUNT}/web.yml"], pm, [f"{_rel_any(auth_files)}/web.yml"]))
     rules = sorted((prom / "rules").glob("*.yml"))
     if rules:
         out.append(Check("promtool check rules prometheus/rules/*.yml", "PROMETHEUS_IMAGE",
                          "promtool", ["check", "rules",
                                       *[f"/etc/prometheus/rules/{r.name}" for r in rules]],
                          pm, [_rel(root, r) for r in rules]))
+    targets = [f for f in sorted((prom / "local" / "targets").glob("*")) if f.suffix in (".yml", ".yaml", ".json")]
+    if user and targets:
+        # Discovery as Prometheus runs it, over your target files: promtool reports a file it
+        # cannot read and lists what each one yields.
+        out.append(Check("promtool check service-discovery (prometheus/local/targets)", "PROMETHEUS_IMAGE",
+                         "promtool", ["check", "service-discovery", "/etc/prometheus/prometheus.yml", "local"],
+                         pm, [_rel(root, f) for f in targets]))
     tests = sorted((prom / "tests").glob("*.yml"))
     if tests:
         # Rule unit tests refer to rule files relative to the test file.
@@ -124,20 +191,32 @@ def checks(root: Path = REPO) -> list[Check]:
     # is on, the user's config.extras.yml last; each worked example in place of the
     # extras); the scale-out tiers, the benchmark's ceiling, the forwarding tests' remote.
     otel = root / "otel-collector"
-    for files in collector_merges(root):
+    for files in collector_merges(root, user):
         out.append(Check(f"otelcol validate {' + '.join(_rel(root, f) for f in files)}", "OTELCOL_IMAGE",
                          "/otelcol-contrib",
                          ["validate", *[f"--config=/etc/otelcol/{f.relative_to(otel)}" for f in files]],
                          # The secret headers file, empty: what `make up` writes when none are set.
                          {otel: "/etc/otelcol", Path("/dev/null"): "/run/secrets/forward_otlp_headers"},
                          [_rel(root, f) for f in files], env=FORWARD_SETTINGS))
+    edge = otel / "edge.yml"
+    if edge.exists():
+        out.append(Check("otelcol validate otel-collector/edge.yml (STACK_AUTH)", "OTELCOL_IMAGE", "/otelcol-contrib",
+                         ["validate", "--config=/etc/otelcol/edge.yml"], {otel: "/etc/otelcol", auth_files: AUTH_MOUNT},
+                         [_rel(root, edge)]))
     for cfg in [*sorted(otel.glob("config.*.yml")), *sorted((root / "bench").glob("*collector*.yml")),
                 *sorted((root / "tests" / "forward").glob("*collector*.yml"))]:
-        if cfg.name == EXTRAS:  # validated merged over config.yml, above
+        if cfg.name in (EXTRAS, "config.extras.example.yml", LAYER):  # validated merged over config.yml, above
             continue
         out.append(Check(f"otelcol validate {_rel(root, cfg)}", "OTELCOL_IMAGE",
                          "/otelcol-contrib", ["validate", f"--config=/etc/otelcol/{cfg.name}"],
                          {cfg.parent: "/etc/otelcol"}, [_rel(root, cfg)], env={"REMOTE_OTLP_TOKEN": "t"}))
+
+    telegraf = root / "telegraf" / "telegraf.conf"
+    if telegraf.exists():
+        out.append(Check("telegraf config check telegraf/telegraf.conf", "TELEGRAF_IMAGE", "telegraf",
+                         ["config", "check", "--strict-env-handling", "--config", "/etc/telegraf/telegraf.conf"],
+                         {telegraf.parent: "/etc/telegraf"}, [_rel(root, telegraf)],
+                         env={"TELEGRAF_LOGS_ENDPOINT": "tcp://otel-collector:54525"}))
 
     jaeger = root / "jaeger" / "jaeger.yml"
     if jaeger.exists():
@@ -145,6 +224,13 @@ def checks(root: Path = REPO) -> list[Check]:
                          "/cmd/jaeger/jaeger-linux",
                          ["validate", "--config=/etc/jaeger/jaeger.yml"],
                          {jaeger.parent: "/etc/jaeger"}, [_rel(root, jaeger)]))
+        layer = jaeger.parent / "auth.yml"
+        if layer.exists():
+            out.append(Check("jaeger validate jaeger/jaeger.yml + jaeger/auth.yml (STACK_AUTH)", "JAEGER_IMAGE",
+                             "/cmd/jaeger/jaeger-linux",
+                             ["validate", "--config=/etc/jaeger/jaeger.yml", "--config=/etc/jaeger/auth.yml"],
+                             {jaeger.parent: "/etc/jaeger", auth_files: AUTH_MOUNT},
+                             [_rel(root, jaeger), _rel(root, layer)], env={"STACK_AUTH_USER": "stack"}))
 
     loki = root / "loki" / "loki.yml"
     if loki.exists():
@@ -158,7 +244,7 @@ def checks(root: Path = REPO) -> list[Check]:
 
 # Every compose file of the project: the stack, its overlays, the benchmark's.
 COMPOSE_FILES = (REPO / "docker-compose.yml", REPO / "docker-compose.scale.yml",
-                 REPO / "bench" / "docker-compose.bench.yml")
+                 REPO / "bench" / "docker-compose.bench.yml", REPO / "tests" / "upgrade" / "docker-compose.previous.yml")
 
 
 @functools.cache

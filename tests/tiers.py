@@ -12,7 +12,7 @@ by side, LANES at a time, the longest first: the stack tiers each bring up a com
 project of their own (own name, ephemeral loopback ports, own volumes), and spend their
 time waiting on `for:` windows, outages and retries rather than on CPU. The run ends with each tier's outcome and seconds, the lines
 its summary printed (e2e figures, what did not run and why), its slowest tests, and the
-same table in build/tiers.json.
+same table in build/tiers.json (and build/tiers-quick.json or -all.json).
 """
 from __future__ import annotations
 
@@ -54,10 +54,18 @@ TIERS: tuple[Tier, ...] = (
          "outages lose nothing", quick=True, stack=True, est_s=750),
     Tier("days", ("tests/days",), "living with it: restarts and down/up keep every store's data, the demo "
          "rides out a missing collector, make up tells the truth about readiness", stack=True, est_s=450),
+    Tier("auth", ("tests/auth",), "the stack shared (STACK_AUTH): every published port behind TLS and "
+         "the login, OTLP only with the token, a drill through the logins, a rotated certificate, and "
+         "the e2e signal tests on it", stack=True, est_s=700),
     Tier("scale", ("tests/scale",), "the scale-out profile: agent and gateways, Alertmanager pair, "
          "Prometheus pair with Thanos", stack=True, est_s=700),
     Tier("forward", ("tests/forward",), "the copy to your own backend, counted at real receivers", stack=True,
          est_s=1050),
+    Tier("own", ("tests/own",), "your own things: the demo off, your places, a service of yours, your "
+         "host and containers, nothing paging for 15 minutes, the memory of it all", stack=True, est_s=1300),
+    Tier("upgrade", ("tests/upgrade",), "upgrades keep every store's data: the previous releases write, "
+         "make upgrade moves to the pins, every item counted; going back works or fails loudly", stack=True,
+         est_s=600),
     Tier("chaos", ("tests/chaos",), "the training ground: quiet when healthy, a seeded chaos run scored, "
          "a recorded drill, live grading", stack=True, est_s=1400),
     Tier("history", ("tests/history",), "a month of backfilled history with planted incidents", stack=True,
@@ -203,12 +211,16 @@ def main(argv: list[str]) -> int:
     outcomes = run(tiers, max(1, args.lanes), pytest_args)
     wall = time.monotonic() - t0
     print(report(outcomes, wall), flush=True)
-    TABLE.parent.mkdir(exist_ok=True)
-    TABLE.write_text(json.dumps({
-        "wall_s": round(wall), "lanes": args.lanes,
+    # build/tiers.json: the last run; build/tiers-quick.json, -all.json: the last of each kind.
+    selection = next((w for w in ("quick", "all") if [t.name for t in select([w])] == [t.name for t in tiers]), "some")
+    table = json.dumps({
+        "selection": selection, "wall_s": round(wall), "lanes": args.lanes,
         "tiers": {o.tier.name: {"ok": o.ok, "seconds": round(o.seconds), "exit_code": o.code,
                                 "counts": o.summary["counts"], "slowest": o.summary["slowest"]}
-                  for o in outcomes}}, indent=2) + "\n")
+                  for o in outcomes}}, indent=2) + "\n"
+    TABLE.parent.mkdir(exist_ok=True)
+    for path in (TABLE, TABLE.with_name(f"tiers-{selection}.json")):
+        path.write_text(table)
     failed = [o.tier.name for o in outcomes if not o.ok]
     if failed:
         print(f"FAILED tiers: {', '.join(failed)} (logs in {OUT.relative_to(REPO)}/)", flush=True)

@@ -4,11 +4,12 @@ does not publish (inside_json, collector_metric)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
@@ -23,6 +24,31 @@ if TYPE_CHECKING:
 # `up` (ENDPOINTS), never typed here: docker-compose.yml is the one place they live.
 HOST = "127.0.0.1"
 ENDPOINTS: dict[str, dict[int, int]] = {}  # service -> {container port: host port}
+# Plain HTTP, or HTTPS and the stack's login while it is shared (STACK_AUTH: the auth tier).
+LOGIN = compose_info.Login()
+
+
+class _StackLogin(requests.auth.AuthBase):
+    """The stack's login on a request to it that carries no credentials of its own (the
+    admin token, Grafana's login keep theirs)."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if "Authorization" not in r.headers and LOGIN.basic:
+            r.headers["Authorization"] = LOGIN.basic
+        return r
+
+
+def use_login(login: compose_info.Login) -> None:
+    """Every request of this process to the stack (the tests call `requests` directly) goes
+    as `login` says: with STACK_AUTH on, over TLS trusting the stack's CA (requests reads
+    REQUESTS_CA_BUNDLE) and with its login, given where requests would look for a netrc
+    entry (only when the request names no credentials itself)."""
+    global LOGIN
+    LOGIN = login
+    if login.ca_file:
+        os.environ["REQUESTS_CA_BUNDLE"] = login.ca_file
+        requests.sessions.get_netrc_auth = (
+            lambda u, raise_errors=False: _StackLogin() if urlsplit(u).hostname == HOST else None)
 
 
 def url(service: str, path: str = "", port: int | None = None) -> str:
@@ -35,7 +61,7 @@ def url(service: str, path: str = "", port: int | None = None) -> str:
         if len(ports) != 1:
             raise AssertionError(f"{service} publishes {sorted(ports)}: say which")
         port = next(iter(ports))
-    return f"http://{HOST}:{ports[port]}{path}"
+    return f"{LOGIN.scheme}://{HOST}:{ports[port]}{path}"
 
 
 def get_json(service: str, path: str, *, params: dict | None = None, timeout: float = 10,

@@ -21,21 +21,27 @@ from tests.e2e.report import no_engine_reason, signal_of
 from tests.tooling import COMPOSE_FILE, REPO, require_image, required_images
 
 
-@pytest.fixture(scope="package")
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def default_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared: bool = False):
     """The default stack on the twins or upstream images, one per package that uses it (the
-    e2e and days tiers, which may run side by side: projects obs-e2e and obs-days, or
-    E2E_PROJECT / DAYS_PROJECT); torn down when the package is done."""
+    e2e, days and auth tiers, which may run side by side: projects obs-e2e, obs-days and
+    obs-auth, or E2E_PROJECT / DAYS_PROJECT / AUTH_PROJECT); torn down when the package is
+    done. `shared`: as `make up` starts it with STACK_AUTH on (TLS and logins)."""
     if reason := no_engine_reason():  # only reached when REQUIRED_IMAGES is set
         pytest.fail(f"{reason}, but REQUIRED_IMAGES lists {sorted(required_images())}")
     if not COMPOSE_FILE.exists():
         pytest.fail(f"{COMPOSE_FILE} is missing")
-    files = [REPO / f for f in compose_info.compose_files(REPO, user={}, extras=False)]
+    user = {"STACK_AUTH": "on"} if shared else {}
+    files = [REPO / f for f in compose_info.compose_files(REPO, user=user, extras=False)]
     package = Path(request.node.path).name
     project = os.environ.get(f"{package.upper()}_PROJECT", f"obs-{package}")
     with st.compose_session(project, files, st.drill_profile(), tmp_path_factory.mktemp(package),
                             st.MEASUREMENTS) as s:
         yield s
+
+
+@pytest.fixture(scope="package")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    yield from default_stack(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="package")

@@ -20,7 +20,7 @@ from tests.tooling import REPO, docker_works, required_images
 E2E_DIR = Path(__file__).resolve().parent
 # The tiers that run compose stacks, each in a compose project of its own (tests/tiers.py
 # runs them side by side).
-STACK_DIRS = tuple(E2E_DIR.parent / d for d in ("e2e", "days", "scale", "forward", "chaos", "history", "bench"))
+STACK_DIRS = tuple(E2E_DIR.parent / d for d in ("e2e", "days", "auth", "scale", "forward", "own", "upgrade", "chaos", "history", "bench"))
 # One file per tier when the tier runner (tests/tiers.py) runs tiers side by side.
 RESULTS_FILE = REPO / "build" / f"{os.environ.get('TEST_TIER') or 'e2e'}-measurements.json"
 _signal_of: dict[str, str] = {}
@@ -45,8 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Alerts first: the error alert's burn-rate windows span the whole (short) history of a
     # young stack, so it resolves soonest then. No-loss and resilience last: they stop,
     # restart and recreate services.
-    rank = {"stack": 1, "alerts": 2, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11,
-            "forwarding": 11.5, "training": 12, "history": 13, "bounds": 14, "soak": 15, "capacity": 16}
+    rank = {"stack": 1, "alerts": 2, "shared": 3, "no-loss": 8, "restarts": 9, "resilience": 10, "scale-out": 11,
+            "forwarding": 11.5, "own": 11.7, "upgrade": 11.8, "training": 12, "history": 13, "bounds": 14, "soak": 15, "capacity": 16}
     items.sort(key=lambda it: rank.get(_signal_of[it.nodeid], 5) if it.nodeid in _signal_of else 0)
 
 
@@ -166,6 +166,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for key, value in scale.items():
         if key[0].isupper() or " " in key:  # the figures the scale-out tests recorded
             tr.write_line(f"scale-out: {key}: {value}")
+    for key, value in m.get("own", {}).items():
+        if " " in key:  # the figures the own-things tests recorded
+            tr.write_line(f"your own things: {key}: {value}")
+    for key, value in m.get("upgrade", {}).items():
+        if " " in key:
+            tr.write_line(f"upgrade: {key}: {value}")
     for key, value in m.get("training", {}).items():
         if key[0].islower() and " " in key:
             tr.write_line(f"training ground: {key}: {value}")

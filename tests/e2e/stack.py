@@ -13,13 +13,16 @@ import os
 import secrets
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from testcontainers.compose import DockerCompose
 
-from scripts import compose_info, envfile
+from scripts import compose_info, compose_plan, envfile, init_env, places
 from scripts.compose_plan import Plan, plan_stack, stand_ins
+from scripts.validate import image
+from tests.e2e import clients
 from tests.e2e.clients import ENDPOINTS, HOST
 from tests.e2e.docker_stats import MemorySampler
 from tests.tooling import REPO
@@ -55,19 +58,21 @@ MEASUREMENTS: dict[str, Any] = {}
 
 # ---------------------------------------------------------------- env for the compose run
 
-def generated_env(project: str, drill: dict[str, str], workdir) -> dict[str, str]:
+def generated_env(project: str, drill: dict[str, str], workdir, shared: bool = False) -> dict[str, str]:
     """What `make up` would put into .env, with fresh secrets: .env.example's values
-    (if present), generated GRAFANA_ADMIN_PASSWORD and DEMO_ADMIN_TOKEN, loopback binds;
-    the secrets also as files under workdir/secrets (SECRETS_DIR), as `make up` does."""
+    (if present), every secret it generates (scripts/init_env.py), loopback binds; the
+    secrets also as files under workdir/secrets (SECRETS_DIR), as `make up` does; `shared`:
+    STACK_AUTH on, and its folder of certificates and logins (scripts/auth.py) there too."""
     env = envfile.read(REPO / ".env.example")
-    env.update(
-        COMPOSE_PROJECT_NAME=project,
-        GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(18),
-        DEMO_ADMIN_TOKEN=secrets.token_urlsafe(24),
-        **drill,
-    )
+    env.update({name: secrets.token_urlsafe(24) for name in init_env.SECRETS})
+    env.update(COMPOSE_PROJECT_NAME=project, **drill)
     env["SECRETS_DIR"] = str(workdir / "secrets")
     envfile.write_secrets(env, workdir / "secrets")
+    if shared:
+        from scripts import auth
+
+        env["STACK_AUTH"] = "on"
+        auth.render(env, workdir / "secrets")
     return env
 
 
@@ -98,9 +103,11 @@ class Stack:
         self.env = env
         self.project = env["COMPOSE_PROJECT_NAME"]
 
-    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*self.compose_cmd, *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=REPO)
+    def compose(self, *args: str, timeout: float = 300, check: bool = True,
+                env_override: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`docker compose ARGS` on this project (`env_override`: settings for this run only)."""
+        proc = subprocess.run([*self.compose_cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                              env={**os.environ, **env_override} if env_override else None)
         if check and proc.returncode != 0:
             raise AssertionError(f"`docker compose {' '.join(args)}` failed ({proc.returncode}):\n"
                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -142,11 +149,15 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
     with fresh secrets, every port on loopback where Docker picks the host port; yields
     the Stack and tears it down with its volumes (E2E_KEEP=1 leaves it running). The
     time to healthy, the stand-ins and each container's peak memory go to `measurements`."""
-    plan = plan_stack(tuple(files))
-    env = generated_env(project, extra_env, workdir)
+    shared = any(Path(f).name == compose_info.AUTH_FILE for f in files)
+    env = generated_env(project, extra_env, workdir, shared)
+    plan = plan_stack(tuple(files), compose_plan.active_profiles(env))
     env_file = workdir / "session.env"
-    overlay = workdir / "ports.yml"
-    overlay.write_text(compose_info.ephemeral_ports_overlay(*files, host=HOST))
+    # The user's places must exist as mountpoints (make up creates them; a fresh clone has
+    # none): the session mounts empty ones over them.
+    places.create(REPO)
+    overlay = workdir / "session.yml"
+    overlay.write_text(compose_info.session_overlay(*files, host=HOST, places=workdir / "places"))
     # --env-file replaces the user's .env (their secrets and overrides stay out of the run);
     # the same values go into os.environ, which compose gives precedence anyway.
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -157,6 +168,12 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
         compose = DockerCompose(REPO, compose_file_name=[str(f) for f in [*files, overlay]],
                                 env_file=str(env_file), wait=True)
         s = Stack(compose.docker_compose_command(), plan, env)
+        s.files = list(files)
+        s.places = workdir / "places"  # the empty places of the user's, mounted over theirs
+        # How this machine reaches its published ports: HTTPS and the login when shared.
+        s.login = compose_info.Login(env["STACK_AUTH_USER"], env["STACK_AUTH_PASSWORD"],
+                                     workdir / "secrets" / "auth" / "ca.pem") if shared else compose_info.Login()
+        clients.use_login(s.login)
         s.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
         if plan.build:  # images compose would build (no *_IMAGE given, nothing to pull)
             t0 = time.monotonic()
@@ -167,7 +184,8 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
                 for svc in plan.build:
                     plan.drop(svc, f"`docker compose build {svc}` failed: {why}")
         measurements.update(started=plan.start, not_started=plan.missing, one_shot=sorted(plan.one_shot),
-                            stand_ins=stand_ins(plan))
+                            stand_ins=stand_ins(plan),
+                            images={svc: image(var) for svc, var in plan.image_vars.items() if var and svc in plan.start})
         if not plan.start:
             pytest.skip(f"{project}: no service can start here: "
                         + "; ".join(f"{k}: {v}" for k, v in plan.missing.items()))
@@ -211,5 +229,5 @@ def drill_stack(project: str, needed: tuple, workdir, measurements: dict):
     for var in needed:
         require_image(var)
     with compose_session(project, [REPO / "docker-compose.yml"], drill_profile(), workdir, measurements) as s:
-        s.target = Target(s.compose_cmd, token=s.env["DEMO_ADMIN_TOKEN"])
+        s.target = Target(s.compose_cmd, token=s.env["DEMO_ADMIN_TOKEN"], login=s.login)
         yield s

@@ -8,12 +8,13 @@ import time
 
 import pytest
 import requests
-import yaml
 
+from scripts import compose_info
+from scripts.compose_plan import merged_services
 from tests.e2e import clients
 from tests.e2e import stack as st
 from tests.e2e.polling import poll_until
-from tests.tooling import COMPOSE_FILE, REPO
+from tests.tooling import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("stack")]
 
@@ -41,12 +42,12 @@ def test_published_ports_are_loopback_only(stack: st.Stack) -> None:
     }
     exposed = sorted(x for x in published if x[1] not in (clients.HOST, "::1"))
     assert not exposed, f"ports published beyond {clients.HOST} (service, address, target, published): {exposed}"
-    # Every port docker-compose.yml publishes is reachable, on the port Docker picked.
-    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    # Every port the compose files publish is reachable, on the port Docker picked.
+    services = merged_services(tuple(stack.files))
     for svc in stack.plan.start:
         want = {int(str(spec).rsplit(":", 1)[1]) for spec in services[svc].get("ports") or []}
         got = {target for s, _, target, _ in published if s == svc}
-        assert want <= got, f"{svc} publishes {sorted(got)}, docker-compose.yml says {sorted(want)}"
+        assert want <= got, f"{svc} publishes {sorted(got)}, the compose files say {sorted(want)}"
 
 
 @pytest.mark.services("shop", "inventory")
@@ -108,6 +109,11 @@ def test_make_reload_reloads_by_signal(stack: st.Stack) -> None:
     p = subprocess.run(["make", "--no-print-directory", "reload", f"COMPOSE={' '.join(stack.compose_cmd)}"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
+    # The stack shared (the auth tier), `make reload` restarts the services that read their
+    # certificate and login only as they start: they come back healthy, on new host ports.
+    poll_until(lambda: not compose_info.not_ready(rows := compose_info.ps(stack.compose_cmd),
+                                                  compose_info.inspect(rows)), 120, "every service is ready again")
+    stack.refresh_endpoints()
     poll_until(lambda: all(a != b for a, b in zip(reload_times(), before)), 30,
                   f"Prometheus and Alertmanager reloaded (before: {before})")
 
@@ -116,7 +122,7 @@ def test_make_urls_lists_every_published_endpoint(stack: st.Stack) -> None:
     env = {**os.environ, "COMPOSE_PROJECT_NAME": stack.project}
     out = subprocess.run(["make", "--no-print-directory", "urls"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    urls = re.findall(r"http://localhost:(\d+)", out)
+    urls = re.findall(rf"{clients.LOGIN.scheme}://localhost:(\d+)", out)
     published = {port for ports in clients.ENDPOINTS.values() for port in ports.values()}
     assert published and published >= {int(p) for p in urls}, out
     for service, ports in clients.ENDPOINTS.items():
@@ -135,12 +141,13 @@ ACTING_PATHS = {
     "grafana": ["/api/admin/provisioning/dashboards/reload", "/api/snapshots", "/api/admin/users"],
     "jaeger": [],  # the query API only reads
     "otel-collector": ["/v1/traces", "/v1/metrics", "/v1/logs"],
+    "otel-edge": ["/v1/traces", "/v1/metrics", "/v1/logs"],   # OTLP in, the stack shared
     "shop": ["/admin/faults", "/api/checkout"],
     "inventory": ["/admin/faults", "/api/items/1/reserve"],
     "alert-sink": ["/webhook", "/slack/critical"],
 }
 # The port of a service that publishes several.
-HTTP_PORT = {"otel-collector": 4318}
+HTTP_PORT = {"otel-collector": 4318, "otel-edge": 4318}
 
 
 def _state(stack: st.Stack) -> dict:

@@ -6,9 +6,14 @@ JSON body with a message; afterwards the service still answers /healthz.
 
 The fault switch's endpoints run with the admin token (so their validation is reached)
 and the faults are cleared after each case: an injected fault's 5xx is a feature.
+
+The same holds with the stack shared (STACK_AUTH): each published role behind its published
+listener's login (demo_app/published.py), with the login (same checks) and without it
+(every answer a 401 with a JSON message, never the app's).
 """
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 from collections import Counter
@@ -20,6 +25,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from demo_app import alertsink, inventory, loadgen, shop
+from demo_app.published import Authenticated
 from demo_app.settings import AlertSinkSettings, InventorySettings, LoadgenSettings, ShopSettings
 from demo_app.telemetry import Telemetry
 from tests.tooling import REPO
@@ -119,6 +125,75 @@ def test_fault_switch_with_the_token(case):
         _run("inventory", case, headers=AUTH)
     finally:
         APPS["inventory"].state.faults.clear()
+
+
+# ---- the stack shared: the published listener's login in front of each published role
+STACK_USER, STACK_PASSWORD = "stack", "hostile-input-password"
+GUARDED = {role: Authenticated(APPS[role], STACK_USER, STACK_PASSWORD, ADMIN_TOKEN)
+           for role in ("inventory", "shop", "alert-sink")}
+LOGIN = {"Authorization": "Basic " + base64.b64encode(f"{STACK_USER}:{STACK_PASSWORD}".encode()).decode()}
+
+
+def _run_guarded(role: str, case, headers: dict) -> None:
+    CASES[f"{role} (login)"] += 1
+    response = case.call(app=GUARDED[role], headers=headers)
+    if response.status_code >= 500:
+        SERVER_ERRORS[role] += 1
+    case.validate_response(response, additional_checks=[every_4xx_has_a_json_message])
+
+
+def _refused(role: str, case, headers: dict | None) -> None:
+    CASES[f"{role} (no login)"] += 1
+    response = case.call(app=GUARDED[role], headers=headers)
+    if response.status_code >= 500:
+        SERVER_ERRORS[role] += 1
+    assert response.status_code == 401, (response.status_code, response.content[:200])
+    assert json.loads(response.content)["error"]
+
+
+@SCHEMAS["shop"].exclude(path_regex="^/admin").parametrize()
+@GENERATED
+def test_shop_behind_the_login(case):
+    _run_guarded("shop", case, LOGIN)
+
+
+@SCHEMAS["inventory"].exclude(path_regex="^/admin").parametrize()
+@GENERATED
+def test_inventory_behind_the_login(case):
+    _run_guarded("inventory", case, LOGIN)
+
+
+@SCHEMAS["alert-sink"].parametrize()
+@GENERATED
+def test_alert_sink_behind_the_login(case):
+    _run_guarded("alert-sink", case, LOGIN)
+
+
+@SCHEMAS["inventory"].include(path_regex="^/admin").parametrize()
+@GENERATED
+def test_fault_switch_behind_the_login_with_the_token(case):
+    try:
+        _run_guarded("inventory", case, AUTH)  # the admin token passes the published listener too
+    finally:
+        APPS["inventory"].state.faults.clear()
+
+
+WRONG = [None, {"Authorization": "Basic " + base64.b64encode(f"{STACK_USER}:wrong".encode()).decode()},
+         {"Authorization": "Bearer not-the-token"}, {"Authorization": "Basic %%%not-base64"}]
+
+
+@SCHEMAS["shop"].parametrize()
+@GENERATED
+def test_shop_refuses_without_the_login(case):
+    for headers in WRONG:
+        _refused("shop", case, headers)
+
+
+@SCHEMAS["alert-sink"].parametrize()
+@GENERATED
+def test_alert_sink_refuses_without_the_login(case):
+    for headers in WRONG:
+        _refused("alert-sink", case, headers)
 
 
 @pytest.mark.parametrize("role", sorted(APPS))

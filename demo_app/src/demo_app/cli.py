@@ -35,15 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"demo-app {args.role}: configuration error: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
+    import asyncio
+
+    from .published import servers
 
     if settings.tuned:
         from . import tuning
 
         tuning.gc()
-    # log_config=None: keep our JSON logging; uvicorn's loggers propagate to root.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5, limit_concurrency=settings.max_connections)
+    # log_config=None (published.servers): keep our JSON logging; uvicorn's loggers
+    # propagate to root. The published listener, where set, serves beside the plain one.
+    async def serve() -> None:
+        await asyncio.gather(*(server.serve() for server in servers(app, settings)))
+
+    asyncio.run(serve())
     return 0
 
 

@@ -51,6 +51,27 @@ class RoleSettings(BaseSettings):
     # The benchmark's throughput tuning (demo_app/tuning.py). Off: the SDK's defaults, the
     # plain pattern this demo shows.
     tuned: bool = False
+    # A second listener, for other machines (the stack's STACK_AUTH: README, "Share it with
+    # your team"): TLS with this certificate and key, every request authenticated (the
+    # stack's user and password, or the admin token as a bearer). `port` stays plain, for
+    # the containers on the stack's own network.
+    published_port: int | None = Field(None, ge=1, le=65535)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    auth_user: str = "admin"
+    auth_password_file: str = ""
+
+    @model_validator(mode="after")
+    def _published_needs_tls_and_a_password(self) -> "RoleSettings":
+        if self.published_port is not None:
+            missing = [PREFIX + n.upper() for n in ("tls_cert_file", "tls_key_file", "auth_password_file")
+                       if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"{PREFIX}PUBLISHED_PORT needs {', '.join(missing)}")
+            for name in ("tls_cert_file", "tls_key_file", "auth_password_file"):
+                if not Path(getattr(self, name)).is_file():
+                    raise ValueError(f"{PREFIX}{name.upper()}={getattr(self, name)}: no such file")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
