@@ -330,7 +330,7 @@ def _dur(s) -> str:
         return f"{sign}{s / 60:.0f}m"
     if s < 2 * 86400:
         return f"{sign}{s / 3600:.1f}h"
-    return f"{sign}{s / 86400:.1f}d"
+    return f"{sign}{s / unit:.1f}d"
 
 
 def table(result: dict) -> list[str]:
@@ -358,9 +358,9 @@ def print_report(result: dict) -> None:
         print(f"  false page: {page}")
 
 
-def plot(result: dict, out: Path) -> None:
+def plot(result: dict, out: Path, unit: float = 86400) -> None:
     """Incidents (shaded) and pages (bars: blue matching an incident it should catch, red
-    false, grey other) on one time axis, in days."""
+    false, grey other) on one time axis, in days (or minutes: unit=60)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -372,8 +372,8 @@ def plot(result: dict, out: Path) -> None:
                   | {(r["alertname"], "") for r in result["rows"] if not r["pages"]})
     fig, ax = plt.subplots(figsize=(13, 1.8 + 0.35 * max(len(keys), 1)))
     for w in result["incidents"]:
-        ax.axvspan((w["start"] - t0) / 86400, (w["end"] - t0) / 86400, color="tab:orange", alpha=0.25, lw=0)
-        ax.text((w["start"] - t0) / 86400, len(keys) - 0.3, w["name"], fontsize=7, rotation=25)
+        ax.axvspan((w["start"] - t0) / unit, (w["end"] - t0) / unit, color="tab:orange", alpha=0.25, lw=0)
+        ax.text((w["start"] - t0) / unit, len(keys) - 0.3, w["name"], fontsize=7, rotation=25)
     windows = [Window(w["name"], w["start"], w["end"], tuple()) for w in result["incidents"]]
     grace = result.get("grace_s", 0)
     matched = {(r["incident"], r["alertname"]) for r in result["rows"] if r["pages"]}
@@ -382,13 +382,14 @@ def plot(result: dict, out: Path) -> None:
             within = [w for w in windows if w.start <= p.start <= w.end + grace]
             color = "tab:red" if not within else "tab:blue" if any((w.name, p.alertname) in matched for w in within) \
                 else "tab:gray"
-            ax.plot([(p.start - t0) / 86400, ((p.end or t1) - t0) / 86400], [i, i], color=color, lw=7,
+            ax.plot([(p.start - t0) / unit, ((p.end or t1) - t0) / unit], [i, i], color=color, lw=7,
                     solid_capstyle="butt")
-            ax.plot([(p.start - t0) / 86400], [i], marker="|", color=color, ms=12)
+            ax.plot([(p.start - t0) / unit], [i], marker="|", color=color, ms=12)
     ax.set_yticks(range(len(keys)), [f"{n}{{{s}}}" if s else n for n, s in keys], fontsize=8)
     ax.set_ylim(-1, len(keys) + 0.6)
-    ax.set_xlim(0, (t1 - t0) / 86400)
-    ax.set_xlabel(f"days from {time.strftime('%Y-%m-%d', time.gmtime(t0))} (shaded: planted incidents; bars: pages, "
+    ax.set_xlim(0, (t1 - t0) / unit)
+    ax.set_xlabel(f"{'days' if unit == 86400 else 'minutes'} from {time.strftime('%Y-%m-%d %H:%M', time.gmtime(t0))} "
+                  "(shaded: incidents; bars: pages, "
                   "blue for an incident the alert should catch, red outside every incident, grey other)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
