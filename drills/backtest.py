@@ -76,23 +76,34 @@ def seconds(text: str | int | float | None) -> float:
 
 def alerting_rules(paths: list[Path]) -> list[Rule]:
     """The alerting rules of rule files, in file order; a clear error on a file that is not one."""
-    import yaml  # the project's venv
-
     rules = []
     for path in paths:
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SystemExit(f"{path}: not a readable rule file: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
-            raise SystemExit(f"{path}: not a Prometheus rule file (no `groups:` list)")
-        for group in doc["groups"]:
-            interval = seconds(group["interval"]) if group.get("interval") else None
-            for r in group.get("rules") or []:
-                if "alert" in r:
-                    labels = {k: str(v) for k, v in (r.get("labels") or {}).items() if "{{" not in str(v)}
-                    rules.append(Rule(r["alert"], r["expr"], seconds(r.get("for")), seconds(r.get("keep_firing_for")),
-                                      labels, interval))
+            text = path.read_text()
+        except OSError as exc:
+            raise SystemExit(f"{path}: cannot be read: {exc}") from None
+        rules += alerting_rules_text(text, str(path))
+    return rules
+
+
+def alerting_rules_text(text: str, where: str = "the rule file") -> list[Rule]:
+    """The alerting rules of a rule file's text."""
+    import yaml  # the project's venv
+
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"{where}: not YAML: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
+        raise SystemExit(f"{where}: not a Prometheus rule file (no `groups:` list)")
+    rules = []
+    for group in doc["groups"]:
+        interval = seconds(group["interval"]) if group.get("interval") else None
+        for r in group.get("rules") or []:
+            if "alert" in r:
+                labels = {k: str(v) for k, v in (r.get("labels") or {}).items() if "{{" not in str(v)}
+                rules.append(Rule(r["alert"], r["expr"], seconds(r.get("for")), seconds(r.get("keep_firing_for")),
+                                  labels, interval))
     return rules
 
 
@@ -297,7 +308,7 @@ def describe(p: Page) -> str:
 
 # ---------------------------------------------------------------- a backtest
 def backtest(rules: list[Rule], manifest: dict, prometheus: Prometheus, step: float,
-             grace: float = HISTORY_GRACE_S) -> dict:
+             grace: float = HISTORY_GRACE_S, progress=print) -> dict:
     """Every rule evaluated over the manifest's history and scored against its incidents."""
     t0 = time.monotonic()
     start, end = manifest["start"], manifest["end"]
@@ -306,7 +317,7 @@ def backtest(rules: list[Rule], manifest: dict, prometheus: Prometheus, step: fl
         every = rule.interval_s or step
         last = start + math.floor((end - start) / every) * every
         pages += pages_of(rule, prometheus.evaluations(rule.expr, start, end, every), every, last)
-        print(f"backtest: {rule.alert}: {sum(p.alertname == rule.alert for p in pages)} pages", flush=True)
+        progress(f"backtest: {rule.alert}: {sum(p.alertname == rule.alert for p in pages)} pages")
     windows = windows_of(manifest)
     # Only the incidents' alerts that this file has a rule for are expected of it.
     names = {r.alert for r in rules}
