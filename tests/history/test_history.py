@@ -104,6 +104,19 @@ def test_the_shipped_rules_backtested_catch_their_incidents_and_page_nothing_els
     assert scorecard.score_history(manifest, fresh.target)["recall"] == result["recall"] == 1.0
 
 
+def test_make_backtest_reuses_the_loaded_month_and_writes_its_figures(fresh: st.Stack, manifest: dict,
+                                                                     tmp_path, capsys) -> None:
+    out = tmp_path / "backtest.json"
+    assert backtest.main([str(REPO / "prometheus" / "rules" / "demo-alerts.yml"), "--days", str(DAYS),
+                          "--out", str(out), "--", *fresh.compose_cmd]) == 0
+    printed = capsys.readouterr().out
+    assert "loading" not in printed, "the month was loaded again"
+    result = json.loads(out.read_text())
+    assert result["start"] == manifest["start"] and result["provenance"]["prometheus_image"], result.keys()
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "DemoHighLatencyP95" in printed and "precision" in printed
+
+
 FOUR = {  # DemoHighLatencyP95 four ways: the planted latency regression lasts 90 minutes
     "reference": None,  # the shipped rule
     "noisy": 'service_quantile:demo_http_request_duration_seconds:rate1m{quantile="0.95"} > 0.001',
