@@ -460,9 +460,10 @@ def write_docs(result: dict, json_path: Path, out: Path = DOCS) -> None:
         "it should catch (or its grace after); false: pages outside every incident.",
         "",
         f"Run {p.get('date', '?')} on {p.get('machine', '?')}, Prometheus {p.get('prometheus_image', '?')}: "
-        f"{result.get('days', '?')} days at a {result.get('step_s', 0):g} s evaluation step, grace "
+        f"{result.get('days') or 0:g} days at a {result.get('step_s', 0):g} s evaluation step, grace "
         f"{result.get('grace_s', 0):g} s, backtested in {result.get('seconds', '?')} s"
-        + (f" (the history loaded in {result['history_s']} s)" if result.get("history_s") else "") + ".",
+        + (f" (the history loaded in {result['history_s']} s)" if result.get("history_s") else "") + "."
+        + (f" {p['note']}" if p.get("note") else ""),
         "",
         "| " + " | ".join(TABLE_HEAD) + " |",
         "|" + "---|" * len(TABLE_HEAD),
@@ -478,8 +479,10 @@ def write_docs(result: dict, json_path: Path, out: Path = DOCS) -> None:
         lines.append(f"- **{w['name']}** ({_dur(w['end'] - w['start'])}): pages {', '.join(f'`{e}`' for e in w['expect']) or 'nothing (no alert can see it)'}")
     if quiet:
         lines += ["", "## Alerts no planted incident pages, and why", ""]
-        lines += [f"- `{name}`: {NO_PLANTED_INCIDENT.get(name, 'no reason given in drills/catalogue.py')}"
-                  for name in quiet]
+        reasons: dict[str, list] = {}
+        for name in quiet:
+            reasons.setdefault(NO_PLANTED_INCIDENT.get(name, "no reason given in drills/catalogue.py"), []).append(name)
+        lines += [f"- {', '.join(f'`{n}`' for n in names)}: {why}" for why, names in reasons.items()]
     if result["false_pages"]:
         lines += ["", "## Pages outside every incident", ""] + [f"- {x}" for x in result["false_pages"]]
     out.write_text("\n".join(lines) + "\n")

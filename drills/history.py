@@ -292,13 +292,11 @@ class Loader:
 
     def oldest_sample(self) -> float:
         """When the oldest sample Prometheus holds was taken (now for an empty one)."""
-        base = self.up()
-        deadline = time.monotonic() + 60
-        while (lowest := self.query(base, "prometheus_tsdb_lowest_timestamp")) is None or lowest > 1e15:
-            if time.monotonic() > deadline:
-                return time.time()
-            time.sleep(2)
-        return min(time.time(), lowest / 1000)
+        lowest = self.query(self.up(), "prometheus_tsdb_lowest_timestamp")
+        # Empty (ready, nothing appended yet): the largest int64, or no sample at all. Its
+        # first scrape comes after now, so a history ending now overlaps nothing (waiting
+        # for that scrape cost a fresh stack up to a minute).
+        return time.time() if lowest is None or lowest > 1e15 else min(time.time(), lowest / 1000)
 
     def sh(self, script: str, mounts: tuple = (), timeout: float = 600) -> str:
         """A shell script in the prometheus service's own container setup (its volume at
