@@ -79,7 +79,7 @@ def _run(grade, ex, text: str) -> None:
                   and any(w.name == r["incident"] and w.expect for w in windows)}
     caught = {r["incident"] for r in yours["rows"] if r["verdict"] == "paged"}
     ref_text = "; ".join(f"{x['alert']}: {_figures(x)}" for x in reference["alerts"])
-    grade.add("backtest", f"over {manifest.get('days', '?')} days: catches the planted incidents the shipped rule "
+    grade.add("backtest", f"over {manifest.get('days') or 0:g} days: catches the planted incidents the shipped rule "
               f"catches (yours: {_figures(a)}; shipped {ref_text})", ref_caught <= caught,
               f"missed: {', '.join(sorted(ref_caught - caught))} (see build/history-manifest.json for when)")
     weeks = (manifest["end"] - manifest["start"]) / bt.WEEK_S
