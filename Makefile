@@ -155,7 +155,7 @@ grade-all: venv ## Grade every exercise you started: a score card (build/grades/
 	@$(VENV_PYTHON) -m exercises.grader grade-all
 
 history: venv ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
-	$(VENV_PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)
+	$(VENV_PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) -- $(COMPOSE)
 
 chaos: ## Faults that come and go by themselves, in the background (SEED=1 MINUTES=30 FAULTS=a,b)
 	@$(PYTHON) drills/chaos.py start --seed $(SEED) --minutes $(MINUTES) $(if $(FAULTS),--faults $(FAULTS)) $(COMPOSE)

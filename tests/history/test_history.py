@@ -38,13 +38,13 @@ def manifest(fresh: st.Stack) -> dict:
     is the loader's own."""
     t0 = time.monotonic()
     subprocess.run([sys.executable, str(REPO / "drills" / "history.py"), "--days", str(DAYS), "--seed", "7",
-                    "--ending", "burning", *fresh.compose_cmd], cwd=REPO, check=True, timeout=1800)
+                    "--ending", "burning", "--", *fresh.compose_cmd], cwd=REPO, check=True, timeout=1800)
     fresh.refresh_endpoints()
     m = json.loads(history.MANIFEST.read_text())
     t = m["timings"]
     FIGURES[f"make history DAYS={DAYS}"] = (
-        f"{m['samples']:,} samples: generated and written into {m['blocks']} blocks in {t['blocks_s']} s, "
-        f"recording rules {t['rules_s']} s, {t['total_s']} s in all ({time.monotonic() - t0:.0f} s with the "
+        f"{m['samples']:,} samples: generated and written into blocks in {t['blocks_s']} s, "
+        f"recording rules {t['rules_s']} s, {m['blocks']} blocks and {t['total_s']} s in all ({time.monotonic() - t0:.0f} s with the "
         f"interpreter's start); loader peak memory {t['peak_rss_mib']} MiB")
     return m
 
@@ -184,7 +184,7 @@ def test_a_backfill_killed_midway_leaves_prometheus_running_and_nothing_half_loa
     """Last: SIGTERM while the slices are being written; the loader removes its staging
     folder and Prometheus, never stopped, keeps running with the month it had."""
     proc = subprocess.Popen([sys.executable, str(REPO / "drills" / "history.py"), "--days", "6", "--seed", "3",
-                             *fresh.compose_cmd], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--", *fresh.compose_cmd], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = []
     try:
         for line in proc.stdout:
