@@ -40,7 +40,7 @@ export $(TWIN_VARS)
 endif
 
 .PHONY: lock exercises exercise grade grade-all help up up-scale down restart ps disk logs urls validate venv test test-all reload certs upgrade measurements clean uninstall \
-        twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history chaos chaos-stop scorecard env grafana-password
+        twins bench bench-stack soak dashboards drill-up drill drill-reset record-drill history backtest backtest-docs chaos chaos-stop scorecard env grafana-password
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value]"
@@ -183,13 +183,20 @@ grade-all: venv ## Grade every exercise you started: a score card (build/grades/
 	@$(VENV_PYTHON) -m exercises.grader grade-all
 
 history: venv ## Backfill DAYS=30 of the demo's series with planted incidents (SEED=1, ENDING=calm|burning)
-	$(VENV_PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) $(COMPOSE)
+	$(VENV_PYTHON) drills/history.py --days $(DAYS) --seed $(SEED) --ending $(ENDING) -- $(COMPOSE)
 
 chaos: ## Faults that come and go by themselves, in the background (SEED=1 MINUTES=30 FAULTS=a,b)
 	@$(PYTHON) drills/chaos.py start --seed $(SEED) --minutes $(MINUTES) $(if $(FAULTS),--faults $(FAULTS)) $(COMPOSE)
 
 chaos-stop: ## Stop the background chaos run (its faults are cleared)
 	@$(PYTHON) drills/chaos.py stop
+
+backtest: venv ## How a rule file would have paged over a month with planted incidents: make backtest RULES=path [DAYS=30] [OUT=build/backtest.json]
+	@test -n "$(RULES)" || { echo "usage: make backtest RULES=path/to/rules.yml [DAYS=30] (loads make history's month first if needed)"; exit 2; }
+	$(VENV_PYTHON) drills/backtest.py $(RULES) --days $(DAYS) $(if $(OUT),--out $(OUT)) -- $(COMPOSE)
+
+backtest-docs: venv ## Write docs/backtest.md (table, incidents, timeline) from a backtest's JSON (JSON=build/backtest-shipped.json)
+	$(VENV_PYTHON) drills/backtest.py --docs $(or $(JSON),build/backtest-shipped.json)
 
 scorecard: venv ## Score the newest chaos run (or LOG=..., MANIFEST=build/history-manifest.json): table, JSON, PNG
 	$(VENV_PYTHON) drills/scorecard.py $(if $(LOG),--log $(LOG)) $(if $(MANIFEST),--manifest $(MANIFEST)) $(COMPOSE)

@@ -1,8 +1,11 @@
-"""The one catalogue of faults: what each breaks, how, and the alerts it must fire.
+"""The one catalogue of incidents: the live faults (what each breaks, how, and the alerts
+it must fire), the incidents `make history` plants in a month (and the alerts each must
+page), and, for every shipped alert no planted incident pages, why none exists.
 
-Read by the drills (`make drill`), the fault scheduler (`make chaos`), the scorecard
-(`make scorecard`), the graded exercises' live stage, the soak, and the table in
-docs/conventions.md (a test keeps that table equal to this one).
+Read by the drills (`make drill`), the fault scheduler (`make chaos`), the history
+(`make history`), the scorecard (`make scorecard`), the backtest (`make backtest`), the
+graded exercises, the soak, and the table in docs/conventions.md (a test keeps that table
+equal to this one). A new fault, incident or alert is added here, once.
 
 A fault is applied through the demo's fault switch (`faults`: service -> body of POST
 /admin/faults) and/or by stopping compose services (`stop`); clearing it is the switch's
@@ -116,3 +119,62 @@ FAULTS = {f.name: f for f in (
         detect_s=45,
     ),
 )}
+
+
+@dataclass(frozen=True)
+class Planted:
+    """An incident `make history` plants in its month. The history's generator
+    (drills/history.py) knows by name how each changes the series."""
+    name: str
+    what: str
+    start_h: float        # hours before the history's end
+    hours: float
+    service: str = "shop"
+    fault: str = ""       # the live fault it stands for: the alerts it must page are that fault's
+    expect: tuple = ()    # or, with no such fault, its own
+
+    @property
+    def alerts(self) -> tuple:
+        return self.expect or (FAULTS[self.fault].expect if self.fault else ())
+
+
+PLANTED = {p.name: p for p in (
+    Planted("fast-burn", "shop answers 6 % of requests with a 500 for 40 minutes", 20 * 24, 40 / 60,
+            fault="errors"),
+    Planted("latency-regression", "shop's p95 latency rises above 1 s for 90 minutes", 15 * 24, 1.5,
+            fault="latency"),
+    Planted("traffic-dip", "the load generator stops for 20 minutes: no traffic", 12 * 24, 20 / 60,
+            service="loadgen", fault="loadgen-stopped"),
+    Planted("slow-burn", "shop answers 0.45 % of requests with a 500 for two days", 10 * 24, 48,
+            fault="slow-burn"),
+    Planted("scrape-gap", "Prometheus itself was down for 30 minutes: no sample of anything", 7 * 24, 0.5),
+    Planted("flapping-errors", "inventory fails 4 % of requests in 10-minute bursts every 30 minutes, for 4 hours",
+            5 * 24, 4, service="inventory",
+            expect=(Expect("DemoErrorBudgetBurnFast", {"service": "inventory"}),)),
+)}
+# `make history ENDING=burning`: the history's last day burns slowly, so the slow burn-rate
+# alert fires on the live edge (the drill `slow-burn` adds a mild live error rate on top).
+BURNING_END = Planted("burning-end", "shop answers 0.45 % of requests with a 500 over the last 26 hours", 26, 26,
+                      fault="slow-burn")
+
+# Alerts that are not pages: the backtest and the scorecard leave them out.
+NOT_PAGES = {"Watchdog": "always firing by design: it proves the alerting pipeline works"}
+
+_STACK_ONLY = ("the history holds the demo's series and their `up` only: the stack's own components' "
+               "metrics are not backfilled (the stack's tests and drills exercise it live)")
+# Every shipped alert (prometheus/rules/*.yml) no planted incident pages, and why (a test
+# keeps this list and the rules equal). An alert of neither list fails that test.
+NO_PLANTED_INCIDENT = {
+    **NOT_PAGES,
+    "DemoServiceDown": "the history plants no crash of shop or inventory (their `up` stays 1; a crash "
+                       "would also burn shop's budget, which fast-burn already covers)",
+    "DemoReadinessFailing": "the history does not write demo_readiness; the drill inventory-outage pages it live",
+    "DemoTelemetryExportFailing": "the history does not write the demo's OTLP export counters; the drill "
+                                  "collector-down pages it live",
+    **{name: _STACK_ONLY for name in (
+        "GrafanaDown", "PrometheusRuleEvaluationFailures", "PrometheusNotificationErrors",
+        "PrometheusNotConnectedToAlertmanager", "PrometheusTooManySeries", "PrometheusConfigReloadFailed",
+        "AlertmanagerNotificationsFailing", "AlertmanagerConfigReloadFailed", "OtelCollectorRefusingData",
+        "OtelCollectorExporterFailing", "OtelCollectorDroppingData", "OtelCollectorForwardStalled",
+        "OtelCollectorSpanMetricsOverflow", "LokiRequestErrors", "JaegerDroppingSpans")},
+}

@@ -16,7 +16,8 @@ stopped service.
     python3 drills/chaos.py start [--seed N] [--minutes M] [--faults a,b] [COMPOSE...]
                                     in the background (make chaos); the log path is printed
     python3 drills/chaos.py run ...   in the foreground (Ctrl-C stops it)
-    python3 drills/chaos.py stop      stop a background run (make chaos-stop)
+    python3 drills/chaos.py stop      stop a background run (make chaos-stop): SIGTERM to its
+                                      process group, once its start time shows it is still that run
     python3 drills/chaos.py plan ...  print the plan a seed makes, change nothing
 
 Run the stack with the drill profile (make drill-up): alerts then fire within seconds.
@@ -187,12 +188,61 @@ def run(target: Target, seed: int, minutes: float, names: list[str] | None, log:
 
 
 def guard(compose: list[str]) -> int:
-    """Waits until the scheduler's pipe closes, then clears every fault."""
+    """Waits until the scheduler's pipe closes, then clears every fault. Signals to the
+    run's process group (`make chaos-stop`, Ctrl-C) are the scheduler's to handle: the
+    guard outlives it to clear up after it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdin.buffer.read()
     problems = Target(compose or None).reset()
     for problem in problems:
         print(f"chaos guard: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def started_at(pid: int) -> str | None:
+    """When process `pid` started (a token to tell it from a later process given the same
+    pid), or None when there is no such process."""
+    try:
+        # Linux: field 22 of /proc/PID/stat, clock ticks after boot (after the name, which
+        # is in parentheses and may hold spaces).
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has ended
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc (macOS): ps tells the start time to the second
+        p = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+        return p.stdout.strip() or None
+
+
+def stop(pid_file: Path = PID_FILE, timeout: float = 180) -> int:
+    """`make chaos-stop`: SIGTERM to the background run's process group, only while its
+    leader is the process `start` started (same pid, same start time); then waits for the
+    group to end (the run clears its faults first)."""
+    if not pid_file.exists():
+        print("no chaos run in the background")
+        return 0
+    try:
+        run_ = json.loads(pid_file.read_text())
+        pid, started = int(run_["pid"]), run_["started"]
+    except (ValueError, KeyError, TypeError):
+        print(f"{pid_file} is not a chaos run's record: left alone (remove it by hand)", file=sys.stderr)
+        return 1
+    if started is None or started_at(pid) != started:
+        print("the chaos run had already ended" + (f" (pid {pid} is another process now: not signalled)"
+                                                   if started_at(pid) else ""))
+        pid_file.unlink(missing_ok=True)
+        return 0
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while started_at(pid) == started:  # it clears its faults before it exits
+        if time.monotonic() > deadline:
+            print(f"the chaos run (pid {pid}) did not end within {timeout:.0f} s", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    pid_file.unlink(missing_ok=True)
+    print("chaos stopped; every fault cleared")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,24 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s.fault.name:18} hold {s.hold_s:4.0f} s, then quiet {s.gap_s:3.0f} s")
         return 0
     if a.command == "stop":
-        if not PID_FILE.exists():
-            print("no chaos run in the background")
-            return 0
-        pid = int(PID_FILE.read_text())
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            print("the chaos run had already ended")
-        else:
-            while True:  # it clears its faults before it exits
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.5)
-            print("chaos stopped; every fault cleared")
-        PID_FILE.unlink(missing_ok=True)
-        return 0
+        return stop()
     log = a.log or LOG_DIR / f"{time.strftime('%Y%m%dT%H%M%S')}-seed{a.seed}.json"
     if a.command == "start":
         LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -244,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                                       f"--faults={a.faults}", f"--log={log}", f"--gap={a.gap}",
                                       f"--extra-hold={a.extra_hold}", f"--count={a.count}", "--", *a.compose],
                                      stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        PID_FILE.write_text(str(child.pid))
+        # Its process group (it leads a session of its own) and when it started: `stop`
+        # signals that group only while its leader is still this process.
+        PID_FILE.write_text(json.dumps({"pid": child.pid, "started": started_at(child.pid)}) + "\n")
         print(f"chaos running in the background (pid {child.pid}): progress in {out}, log {log}; "
               "`make chaos-stop` stops it, `make scorecard` scores it")
         return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
@@ -100,8 +101,20 @@ def promql(sel: dict) -> str:
     return f'{sel["name"]}{{{", ".join(m)}}}' if m else f"{sel['name']}"
 
 
+def number(v: float) -> str:
+    """A value exactly as promtool reads it back: whole numbers in full (a counter or a
+    timestamp past 10^6 kept every digit), others as Python's shortest round-trip text."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Inf" if v > 0 else "-Inf"
+    return str(int(v)) if v.is_integer() and abs(v) < 2 ** 53 else repr(v)
+
+
 def expanding(values: list[float | None]) -> str:
-    """promtool's notation: runs of a constant step as 'a+bxn', gaps as '_'."""
+    """promtool's notation: runs of a constant step as 'a+bxn', gaps as '_'. promtool
+    expands 'a+bxn' by adding b n times, so a run goes on only while that addition gives
+    the next value exactly."""
     out, i = [], 0
     while i < len(values):
         v = values[i]
@@ -112,11 +125,12 @@ def expanding(values: list[float | None]) -> str:
             out.append("_" if n == 1 else f"_x{n}")
             i += n
             continue
-        n = 0
-        step = values[i + 1] - v if i + 1 < len(values) and values[i + 1] is not None else 0
-        while i + n + 1 < len(values) and values[i + n + 1] is not None and values[i + n + 1] - values[i + n] == step:
+        n, acc = 0, v
+        step = values[i + 1] - v if i + 1 < len(values) and values[i + 1] is not None else 0.0
+        while i + n + 1 < len(values) and values[i + n + 1] is not None and acc + step == values[i + n + 1]:
+            acc += step
             n += 1
-        out.append(f"{v:g}" if n == 0 else f"{v:g}{step:+g}x{n}")
+        out.append(number(v) if n == 0 else f"{number(v)}{'' if number(step).startswith('-') else '+'}{number(step)}x{n}")
         i += n + 1
     return " ".join(out)
 

@@ -14,7 +14,7 @@ import yaml
 
 from scripts.validate import REPO, Check, docker_cmd, image, missing_image
 
-from . import inhibition, live, loki
+from . import backtest, inhibition, live, loki
 from .contract import contract
 
 HERE = Path(__file__).resolve().parent
@@ -246,6 +246,7 @@ def grade_file(ex: Exercise, path: Path, live_target=None) -> Grade:
             rule = static_rules(grade, ex, text, work, path.parent / "runbook.md")
             if rule is not None:
                 behaviour(grade, ex, work)
+                backtest.run(grade, ex, text)
                 if live_target is not None and ex.spec.get("live"):
                     live.run(grade, ex, text, live_target)
         elif kind == "loki-rules":

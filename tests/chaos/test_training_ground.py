@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from drills import chaos, scorecard
+from drills import backtest, chaos, scorecard
 from tests.e2e import stack as st
 from tests.e2e.polling import poll_until
 
@@ -28,8 +28,7 @@ def absent(ground: st.Stack) -> tuple:
 
 
 def pages_since(ground: st.Stack, since: float) -> list[str]:
-    return [scorecard._describe(a) for a in scorecard.notifications(ground.target, since, absent(ground))
-            if a["status"] == "firing"]
+    return [backtest.describe(p) for p in scorecard.pages(scorecard.notifications(ground.target, since, absent(ground)))]
 
 
 def test_a_healthy_stack_pages_nothing(ground: st.Stack) -> None:
@@ -89,12 +88,11 @@ def test_a_seeded_chaos_run_scores_full_recall_and_no_false_page(ground: st.Stac
                                    grace=120)
     scorecard.print_table(result)
     FIGURES["seeded chaos run (seed 3)"] = (
-        f"recall {result['recall']}, false pages {len(result['false_pages'])}, pages while healthy "
-        f"{len(result['pages_while_healthy'])}, flaps {result['flaps']}; fault -> page: "
-        + ", ".join(f"{r['fault']}/{r['alert'].split('{')[0]} {r['detect_s']} s" for r in result["rows"]
-                    if r["detect_s"] is not None))
+        f"recall {result['recall']}, false pages {len(result['false_pages'])}, flaps {result['flaps']}; "
+        "fault -> page: " + ", ".join(f"{r['incident']}/{r['alert'].split('{')[0]} {r['detect_s']} s"
+                                      for r in result["rows"] if r["detect_s"] is not None))
     assert result["recall"] == 1.0, result["rows"]
-    assert not result["false_pages"] and not result["pages_while_healthy"], result
+    assert not result["false_pages"], result
 
 
 LOOKBACK_S = 120
