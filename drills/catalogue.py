@@ -171,6 +171,12 @@ NO_PLANTED_INCIDENT = {
     "DemoReadinessFailing": "the history does not write demo_readiness; the drill inventory-outage pages it live",
     "DemoTelemetryExportFailing": "the history does not write the demo's OTLP export counters; the drill "
                                   "collector-down pages it live",
+    **{name: ("the history holds the demo's series only, not the host profile's (node_exporter); the own tier "
+                    "checks them quiet on the live host and promtool tests make them fire")
+       for name in ("HostFilesystemWillFill", "HostMemoryPressure")},
+    **{name: ("the copy to your own backend is off in the history's stack; the forward tier makes it fire "
+                    "against a real backend it stops")
+       for name in ("OtelCollectorForwardDropping", "PrometheusRemoteWriteBehind")},
     **{name: _STACK_ONLY for name in (
         "GrafanaDown", "PrometheusRuleEvaluationFailures", "PrometheusNotificationErrors",
         "PrometheusNotConnectedToAlertmanager", "PrometheusTooManySeries", "PrometheusConfigReloadFailed",
