@@ -53,6 +53,11 @@ FILES = {"bench-stack.json": "Capacity sweep (`make bench-stack`)",
          "upgrade-tier.json": "Upgrade tier (`make test-all TIERS=upgrade`)"}
 
 
+# "image <pinned ref> (LOKI_IMAGE) is ..." in a note: the pin is written once, in the
+# compose file (tests/config/test_single_source.py), so the page names the variable.
+PINNED_IN_NOTE = re.compile(r"image \S+ \((\w+_IMAGE)\)")
+
+
 def cell(value) -> str:
     if isinstance(value, dict) and {"sent", "stored"} <= set(value):
         return f"{value['sent']} sent, {value['stored']} stored, {value.get('lost', value['sent'] - value['stored'])} lost"
@@ -60,11 +65,38 @@ def cell(value) -> str:
         return "; ".join(f"{k}: {cell(v)}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(cell(v) for v in value)
-    return str(value).replace("|", "\\|")
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return PINNED_IN_NOTE.sub(r"the \1 image", str(value)).replace("|", "\\|")
+
+
+def records(rows: list[dict]) -> list[str]:
+    """A list of like records (a sweep's steps) as a table of what differs between them,
+    after a line of what they share; nested values (per-container resources) left out."""
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r)
+            if not any(isinstance(r.get(k), (dict, list)) for r in rows)]
+    varying = [k for k in keys if len({json.dumps(r.get(k), sort_keys=True) for r in rows}) > 1]
+    same = [k for k in keys if k not in varying]
+    out = [f"Every row: {'; '.join(f'{k} {cell(rows[0].get(k))}' for k in same)}.", ""] if same else []
+    if varying:
+        out += ["| " + " | ".join(varying) + " |", "|" + "---|" * len(varying),
+                *("| " + " | ".join(cell(r.get(k)) for k in varying) + " |" for r in rows), ""]
+    return out
 
 
 def table(rows: list[tuple[str, object]], head: tuple[str, str] = ("what", "figure")) -> list[str]:
-    return [f"| {head[0]} | {head[1]} |", "|---|---|", *(f"| {cell(k)} | {cell(v)} |" for k, v in rows), ""]
+    out = [f"| {head[0]} | {head[1]} |", "|---|---|"]
+    after: list[str] = []
+    for k, v in rows:
+        if isinstance(v, list) and len(v) > 1 and all(isinstance(r, dict) for r in v):
+            out.append(f"| {cell(k)} | {len(v)} rows, below |")
+            after += [f"**{cell(k)}**", ""] + records(v)
+        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            out.append(f"| {cell(k)} | by {', '.join(map(str, v))}, below |")
+            after += [f"**{cell(k)}**", ""] + records([{"": name, **x} for name, x in v.items()])
+        else:
+            out.append(f"| {cell(k)} | {cell(v)} |")
+    return [*out, "", *after]
 
 
 def machine() -> str:

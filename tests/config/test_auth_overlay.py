@@ -1,7 +1,8 @@
 """docker-compose.auth.yml as compose reads it over the stack (every optional part on):
 no port stays published without TLS and a login, each protected by the component's own
-mechanism; the protected services read scripts/auth.py's folder, read-only; the generated
-auth variants are fresh. The services behind it run in tests/auth (the auth tier)."""
+mechanism; the protected services read scripts/auth.py's folder, read-only (the generated
+auth variants are checked fresh with the other profiles: test_drill_profile.py). The
+services behind it run in tests/auth (the auth tier)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import subprocess
 
 import pytest
 
-from scripts import compose_info, profiles
+from scripts import compose_info
 from tests.tooling import REPO
 
 MOUNT = "/run/stack-auth"
@@ -71,9 +72,3 @@ def test_the_protected_services_read_the_auth_folder_read_only(shared: dict) -> 
         env = json.dumps(_env(shared[name]))
         assert "STACK_AUTH_PASSWORD" not in env and "STACK_OTLP_TOKEN" not in env, name
 
-
-def test_the_auth_variants_are_generated_fresh() -> None:
-    stale = [str(out.relative_to(REPO)) for src, out, gen in profiles.PAIRS
-             if out.name.endswith(".auth.yml") or "auth" in out.parts
-             if not out.exists() or out.read_text() != gen(src.read_text())]
-    assert not stale, f"stale (run `python3 scripts/profiles.py`): {stale}"

@@ -82,14 +82,18 @@ def _findings(docs: list[Path]) -> dict[str, list[str]]:
                 path = token.rstrip(".")
                 if "/" not in path or set(path) & set("*<>{}$"):
                     continue  # not a path, or a pattern (exercise-*.yml, <name>.md)
-                if (path.startswith(GENERATED) or path in CREATED_BY_THE_READER
-                        or any(path.startswith(p.path + "/") for p in places.PLACES if p.is_dir)
+                # A path relative to the doc's own folder (a component README), as from the repo.
+                repo_path = path
+                if doc.is_relative_to(REPO) and not (REPO / path.split("/")[0]).exists():
+                    repo_path = str((doc.parent / path).relative_to(REPO))
+                if (repo_path.startswith(GENERATED) or repo_path.rstrip("/") in CREATED_BY_THE_READER
+                        or any((repo_path.rstrip("/") + "/").startswith(p.path + "/") for p in places.PLACES if p.is_dir)
                         or not ((REPO / path.split("/")[0]).exists() or (doc.parent / path.split("/")[0]).exists())):
                     continue  # not a path into this repository (a URL part, an image, a container path)
                 if not ((REPO / path).exists() or (doc.parent / path).exists()):
                     found["path"].append(f"{where}: {path}")
             for ref in re.findall(r"(?<![\w./-])((?:[a-z0-9.-]+/)+[a-z0-9._-]+:[\w.-]*[\w])", code):
-                if ref.split(":")[0] not in twins and ref not in pins:
+                if ref.split(":")[0] not in twins and ref not in pins and ".example." not in f".{ref.split('/')[0]}.":
                     found["image"].append(f"{where}: {ref}")
             if re.search(r"config --images[^\n|]*\|\s*grep", code):
                 found["grep"].append(f"{where}: an image picked by grep (scripts/compose_info.py image SERVICE picks one)")

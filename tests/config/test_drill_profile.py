@@ -16,7 +16,7 @@ from drills import catalogue, drill
 from scripts import profiles
 
 
-@pytest.mark.parametrize("main,drill_file,gen", profiles.PAIRS, ids=["prometheus", "alertmanager", "prometheus-scale"])
+@pytest.mark.parametrize("main,drill_file,gen", profiles.PAIRS, ids=[str(out.relative_to(REPO)) for _, out, _ in profiles.PAIRS])
 def test_drill_file_is_generated_from_main(main, drill_file, gen):
     assert drill_file.read_text() == gen(main.read_text()), (
         f"{drill_file.relative_to(REPO)} is stale: run `python3 scripts/profiles.py`")

@@ -65,8 +65,9 @@ def test_drift_check_catches_a_hand_edit_and_the_folder_works_when_copied(tmp_pa
     assert target.read_text() == (GRAFANA / "dashboards" / "alerts.json").read_text()
 
 
-def test_three_dashboards_with_unique_uids_and_panel_ids():
-    assert {b["uid"] for b in BOARDS.values()} == {"demo-overview", "stack-health", "alerts"}
+def test_the_dashboards_with_unique_uids_and_panel_ids():
+    assert {b["uid"] for b in BOARDS.values()} == {"services", "demo-overview", "containers", "host",
+                                                     "stack-health", "alerts"}
     for name, board in BOARDS.items():
         assert name == f"{board['uid']}.json"
         ids = [p["id"] for p in board["panels"]]
@@ -162,9 +163,11 @@ def test_provisioning_escapes_grafana_variables_from_env_interpolation():
 
 
 def test_dashboard_provider_loads_the_mounted_folder():
-    [provider] = yaml.safe_load(PROVIDERS.read_text())["providers"]
+    provider, yours = yaml.safe_load(PROVIDERS.read_text())["providers"]
     assert provider["type"] == "file" and provider["folder"]
     assert provider["options"]["path"] == "/etc/grafana/dashboards"
+    # The user's place (scripts/places.py), in a folder of its own, mounted below.
+    assert yours["folder"] == "Yours" and yours["options"]["path"] == "/etc/grafana/local/dashboards"
     volumes = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["grafana"].get("volumes", [])
     mounts = {}
     for v in volumes:
@@ -172,6 +175,7 @@ def test_dashboard_provider_loads_the_mounted_folder():
         mounts[dst] = src.rstrip("/")
     assert mounts.get("/etc/grafana/dashboards") == "./grafana/dashboards", mounts
     assert mounts.get("/etc/grafana/provisioning") == "./grafana/provisioning", mounts
+    assert mounts.get("/etc/grafana/local") == "./grafana/local", mounts
 
 
 # --- PromQL -------------------------------------------------------------------------------

@@ -127,9 +127,10 @@ def test_errors_alert_fires_reaches_the_sink_and_resolves(warm: st.Stack) -> Non
         runbook = firing_note["annotations"]["runbook_url"]
         assert runbook.endswith(f"/runbooks/{ERRORS_ALERT}"), runbook
         # It opens the runbook page: the link's port is the sink's (published on another
-        # port in this test stack).
+        # port in this test stack; with STACK_AUTH its TLS listener's).
         link = urlparse(runbook)
-        page = requests.get(clients.url("alert-sink", link.path, port=link.port), timeout=10)
+        assert link.scheme == clients.LOGIN.scheme and link.port == 8090, runbook
+        page = requests.get(clients.url("alert-sink", link.path), timeout=10)
         assert page.ok and f"<h1>{ERRORS_ALERT}</h1>" in page.text, page.text[:300]
         email = poll_until(lambda: sink_messages("email", subject, emails), 120,
                               f"the email '{subject}' reaches the sink's SMTP listener", interval=1)[0]
