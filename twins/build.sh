@@ -47,9 +47,10 @@ AM_VERSION=$(version_of ALERTMANAGER_IMAGE); AM_MOD=github.com/prometheus/alertm
 OTELCOL_VERSION=$(version_of OTELCOL_IMAGE)
 OCB_MOD=go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION
 # telemetrygen (the capacity benchmark's load generator) ships with every contrib release;
-# the proxy here serves it up to v0.161.0 only, which stands in for the pinned release.
+# the proxy here refuses it after the previous collector pin's release (the newest contrib
+# release it serves whole), which stands in for the pinned one.
 TELEMETRYGEN_PIN=$(pin TELEMETRYGEN_IMAGE)
-TELEMETRYGEN_VERSION=0.161.0
+TELEMETRYGEN_VERSION=$(version_of OTELCOL_PREVIOUS_IMAGE)
 TELEMETRYGEN_MOD=github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v$TELEMETRYGEN_VERSION
 # Jaeger: v2.x tags are not Go module versions (no /v2 path) and the proxy refuses the
 # pinned tag's commit. v1.76.0 was released from the same commit as v2.13.0, so its
@@ -257,9 +258,9 @@ build_otelcol() {
   # The proxy here refuses the servicediscovery version loadbalancingexporter asks for
   # (used only by its AWS Cloud Map resolver, which no config of ours uses): the twin
   # pins the newest one it serves. The shipped manifest stays as upstream would build it.
-  # loadbalancingexporter is at v0.161.0 (see the manifest): it asks for the collector's root
-  # module at v0.161.0, which still held packages that are modules of their own in this
-  # release (an ambiguous import); the root module goes to the release's own version.
+  # loadbalancingexporter is older than the release (see the manifest): it asks for the
+  # collector's root module at its own release, which still held packages that are modules
+  # of their own in this one (an ambiguous import); the root module goes to this release.
   cp "$manifest" "$ctx/manifest.yaml"
   printf '%s\n' "replaces:" "$TWIN_GO_REPLACES" \
     "  - go.opentelemetry.io/collector => go.opentelemetry.io/collector v$OTELCOL_VERSION" >> "$ctx/manifest.yaml"
@@ -403,8 +404,12 @@ build_otelcol_previous() {
   IFS=. read -r _ v1_minor _ <<<"$v1"
   v1_prev=1.$((v1_minor - (cur_minor - prev_minor))).0
   mkdir -p "$CACHE/otelcol-previous"
+  # Without the receivers built on pkg/stanza (tcplog, filelog): the proxy here refuses
+  # pkg/stanza at the previous release. The upgrade tier runs it without the containers'
+  # log receiver (tests/upgrade/conftest.py); its queues on disk are what it is there for.
   sed -e "s/v$cur\$/v$OTELCOL_VERSION/" -e "s/v$cur /v$OTELCOL_VERSION /" -e "s/version: $cur\$/version: $OTELCOL_VERSION/" \
-      -e "s/v$v1\$/v$v1_prev/" -e "s/v$v1 /v$v1_prev /" "$OTELCOL_MANIFEST" > "$CACHE/otelcol-previous/builder-config.yaml"
+      -e "s/v$v1\$/v$v1_prev/" -e "s/v$v1 /v$v1_prev /" -e '/receiver\/tcplogreceiver\|receiver\/filelogreceiver/d' \
+      "$OTELCOL_MANIFEST" > "$CACHE/otelcol-previous/builder-config.yaml"
   OTELCOL_MANIFEST=$CACHE/otelcol-previous/builder-config.yaml
   build_otelcol
 }

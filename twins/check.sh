@@ -63,13 +63,18 @@ if [ -n "${OTELCOL_IMAGE:-}" ]; then
   ok "components: $(docker run --rm "$OTELCOL_IMAGE" components | sed -n 's/^ *- name: \([a-z_]*\)$/\1/p' | tr '\n' ' ')"
   docker run --rm "$OTELCOL_IMAGE" validate --config=/etc/otelcol-contrib/config.yaml; ok "validate: image default config"
   for cfg in otel-collector/config*.yml; do  # every collector config of the folder
-    case $cfg in *.extras.yml) continue ;; esac  # the user's additions: only merged (below)
+    # the user's additions and the scale-out agent's layer: merged over config.yml (below)
+    case $cfg in *.extras.yml|*.example.yml|*/config.agent.yml) continue ;; esac
     docker run --rm -v "$PWD/otel-collector:/etc/otelcol:ro" "$OTELCOL_IMAGE" validate --config="/etc/otelcol/${cfg##*/}"
     ok "validate: $cfg"
   done
   docker run --rm -v "$PWD/otel-collector:/etc/otelcol:ro" "$OTELCOL_IMAGE" validate \
-    --config=/etc/otelcol/config.yml --config=/etc/otelcol/config.extras.yml
-  ok "validate: otel-collector/config.yml + config.extras.yml"
+    --config=/etc/otelcol/config.yml --config=/etc/otelcol/config.agent.yml
+  ok "validate: otel-collector/config.yml + config.agent.yml"
+  # config.extras.yml is the user's (make up writes it from this example)
+  docker run --rm -v "$PWD/otel-collector:/etc/otelcol:ro" "$OTELCOL_IMAGE" validate \
+    --config=/etc/otelcol/config.yml --config=/etc/otelcol/config.extras.example.yml
+  ok "validate: otel-collector/config.yml + config.extras.example.yml"
   c=$(docker run -d -p 127.0.0.1::13133 "$OTELCOL_IMAGE"); started+=("$c")
   p=$(port_of "$c" 13133)
   wait_http "http://127.0.0.1:$p/" || { docker logs "$c" | tail -20; fail "collector health_check not answering"; }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,7 @@ def test_validate_script_reports_broken_file(tmp_path):
     shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
     (tmp_path / "docker-compose.yml").write_text(
         (tmp_path / "docker-compose.yml").read_text().replace("mem_limit: 768m", "mem_limit: lots"))
-    p = subprocess.run(["python3", str(REPO / "scripts" / "validate.py"), "--root", str(tmp_path)],
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "validate.py"), "--root", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 1, p.stdout + p.stderr
     assert "FAIL  docker compose config" in p.stdout

@@ -121,7 +121,7 @@ def run_twins(wait: float) -> None:
             "--storage.path=/tmp")
         # 404s are permanent errors: the exporters count failures at once, without retrying.
         run("otel-collector", "-p", "127.0.0.1::4318",
-            "-e", "LOKI_OTLP_ENDPOINT=http://prometheus:9090/nothing-here",
+            "-e", "LOKI_OTLP_ENDPOINT=http://prometheus:9090/nothing-here", "--tmpfs", "/var/lib/otelcol",
             "-e", "PROMETHEUS_OTLP_ENDPOINT=http://prometheus:9090/api/v1/otlp",
             "-e", "JAEGER_OTLP_GRPC_ENDPOINT=" + ("jaeger:4317" if "jaeger" in images else "alertmanager:9093"),
             "-v", f"{REPO / 'otel-collector' / 'config.yml'}:/etc/otelcol-contrib/config.yaml:ro",
@@ -131,7 +131,7 @@ def run_twins(wait: float) -> None:
             run("jaeger", "-v", f"{REPO / 'jaeger'}:/etc/jaeger:ro", images["jaeger"],
                 "--config=/etc/jaeger/jaeger.yml")
         if "node-exporter" in images:  # the host profile's: the host's tree, read-only
-            run("node-exporter", "-v", "/:/host:ro,rslave", images["node-exporter"], "--path.rootfs=/host")
+            run("node-exporter", "-v", "/:/host:ro", images["node-exporter"], "--path.rootfs=/host")
         if "telegraf" in images:  # the containers profile's: the Docker API, as compose runs it
             run("telegraf", "-u", "0:0", "--tmpfs", "/var/lib/telegraf", "--entrypoint", "telegraf",
                 "-e", "TELEGRAF_LOGS_ENDPOINT=tcp://otel-collector:54525",
