@@ -153,8 +153,8 @@ measurements: ## docs/measurements.md from the figures the last runs left in bui
 dashboards: venv ## Regenerate Grafana dashboards JSON from their Python source
 	$(VENV_PYTHON) grafana/generate.py
 
-drill-up: env ## Start the stack with the drill profile (5s scrape/evaluation, short group_wait)
-	@$(call compose_up,PROMETHEUS_CONFIG_FILE=prometheus.drill.yml ALERTMANAGER_CONFIG_FILE=alertmanager.drill.yml)
+drill-up: env ## Start the stack with the drill profile (5s scrape/evaluation, short group_wait, small collector queues)
+	@$(call compose_up,$(shell $(PYTHON) scripts/profiles.py --env))
 	@echo "Drill profile on; make up returns to the normal one."
 
 drill: ## Run a fire drill: make drill SCENARIO=<name>

@@ -25,10 +25,17 @@ class Ruler:
     rules_api: str
     reload: tuple
 
-    def states(self, target: Target, alertname: str) -> list[str]:
-        """The rule's state (inactive, pending, firing) in each group that has it."""
-        groups = target.get_json(self.service, self.rules_api)["data"]["groups"]
-        return [r.get("state", "") for g in groups for r in g["rules"] if r.get("name") == alertname]
+    def states(self, target: Target, alertname: str, labels: dict) -> list[str]:
+        return rule_states(target.get_json(self.service, self.rules_api), alertname, labels)
+
+
+def rule_states(answer: dict, alertname: str, labels: dict) -> list[str]:
+    """From a Prometheus-style rules API answer, the rule's state in each group that has
+    it: "inactive", or the states (pending, firing) of its alerts that carry `labels` (the
+    drill's: an alert about a service the stack runs without is not this drill's page)."""
+    return [",".join(sorted({a.get("state", "") for a in r.get("alerts") or []
+                             if all(a.get("labels", {}).get(k) == v for k, v in labels.items())})) or "inactive"
+            for g in answer["data"]["groups"] for r in g["rules"] if r.get("name") == alertname]
 
 
 # The drill profile's Prometheus loads prometheus/rules/*.yml and re-reads them on SIGHUP.
@@ -50,8 +57,9 @@ def _wait(what, budget: float) -> float | None:
     return None
 
 
-def _at_sink(target: Target, alertname: str, status: str, since: float) -> bool:
-    return any(received_at(a) >= since for a in target.sink_alerts(alertname, status=status))
+def _at_sink(target: Target, alertname: str, labels: dict, status: str, since: float) -> bool:
+    return any(received_at(a) >= since and all(a["labels"].get(k) == v for k, v in labels.items())
+               for a in target.sink_alerts(alertname, status=status))
 
 
 def _inhibited(target: Target, alertname: str) -> str:
@@ -71,6 +79,7 @@ def not_running(target: Target, ruler: Ruler, fault) -> list[str]:
 
 def run(grade, ex, text: str, target: Target, ruler: Ruler) -> None:
     spec, name = ex.spec["live"], ex.spec["alertname"]
+    labels = spec.get("labels", {})
     fault = FAULTS[spec["drill"]]
     missing = not_running(target, ruler, fault)
     if missing:
@@ -82,14 +91,14 @@ def run(grade, ex, text: str, target: Target, ruler: Ruler) -> None:
     path.chmod(0o644)
     try:
         target.compose(*ruler.reload)
-        loaded = _wait(lambda: bool(ruler.states(target, name)), 60) is not None
+        loaded = _wait(lambda: bool(ruler.states(target, name, labels)), 60) is not None
         grade.add("live", f"the stack's {ruler.service} loads the rule", loaded,
                   f"see `make logs SERVICE={ruler.service}` for why it refused it")
         if not loaded:
             return
         # Quiet on the healthy stack: inactive within QUIET_S (an earlier drill's slow or
         # failed requests may still be in the rule's window when it loads).
-        quiet = _wait(lambda: ruler.states(target, name) == ["inactive"], QUIET_S) is not None
+        quiet = _wait(lambda: ruler.states(target, name, labels) == ["inactive"], QUIET_S) is not None
         grade.add("live", "quiet on the healthy stack", quiet, "it pages before anything is broken: "
                   "look at its value on the healthy stack (Prometheus' graph page, Grafana's Explore for LogQL)")
         since = time.time()
@@ -101,7 +110,7 @@ def run(grade, ex, text: str, target: Target, ruler: Ruler) -> None:
                 # drill: the stack's inhibit rules hold a warning back on purpose.
                 nonlocal muted
                 muted = _inhibited(target, name)
-                return bool(muted) or _at_sink(target, name, "firing", since)
+                return bool(muted) or _at_sink(target, name, labels, "firing", since)
             paged = _wait(delivered, spec["budget_s"])
         finally:
             cleared = time.time()
@@ -116,7 +125,7 @@ def run(grade, ex, text: str, target: Target, ruler: Ruler) -> None:
                        f"needs {muted} to resolve first: Alertmanager muted this alert (a critical alert of the "
                        "same service still firing); grade again once that one has resolved")
             return
-        resolved = _wait(lambda: _at_sink(target, name, "resolved", cleared), spec.get("resolve_s", 300))
+        resolved = _wait(lambda: _at_sink(target, name, labels, "resolved", cleared), spec.get("resolve_s", 300))
         grade.add("live", f"resolves at the sink within {spec.get('resolve_s', 300)} s after the fault is cleared",
                   resolved is not None,
                   "keep_firing_for or a long window keeps it firing: a page should end soon after the cause")

@@ -240,3 +240,22 @@ def test_every_metric_name_an_exercise_uses_exists(slug) -> None:
                 assert "__name__" not in " ".join(map(str, exprs)), f"{a.id}: a name regex names no metric"
     unknown = sorted(u for u in used if not exists(u.split(": ", 1)[1], known))
     assert not unknown, f"{slug} names metrics the catalogue does not know: {unknown}"
+
+
+def test_the_live_stage_reads_the_drills_alert_only() -> None:
+    """The rules API answer as Prometheus (and Loki's ruler) gives it: the loki exporter's
+    queue filling on a stack without Loki is not the jaeger-down drill's page."""
+    from exercises.grader.live import rule_states
+
+    def alert(exporter, state):
+        return {"labels": {"alertname": "CollectorQueueFillingUp", "exporter": exporter}, "state": state}
+    answer = {"status": "success", "data": {"groups": [{"name": "exercise-05", "rules": [
+        {"name": "CollectorQueueFillingUp", "type": "alerting", "state": "firing",
+         "alerts": [alert("otlp_http/loki", "firing")]},
+        {"name": "Other", "type": "alerting", "state": "inactive", "alerts": []}]}]}}
+    jaeger = {"exporter": "otlp_grpc/jaeger"}
+    assert rule_states(answer, "CollectorQueueFillingUp", jaeger) == ["inactive"]
+    assert rule_states(answer, "CollectorQueueFillingUp", {}) == ["firing"]
+    answer["data"]["groups"][0]["rules"][0]["alerts"].append(alert("otlp_grpc/jaeger", "pending"))
+    assert rule_states(answer, "CollectorQueueFillingUp", jaeger) == ["pending"]
+    assert rule_states(answer, "Missing", jaeger) == []
