@@ -26,9 +26,11 @@ def _check_outcomes(stdout: str, stderr: str, paths: list[str]) -> dict[str, str
             current = line[len("Checking "):].strip()
         elif line.strip().startswith("SUCCESS") and current:
             ok.add(current)
-    errors = stderr.splitlines()
-    return {p: None if p in ok else next((e.split(p + ":", 1)[-1].strip() for e in errors if p in e),
-                                         (errors or ["promtool refused it"])[-1]) for p in paths}
+    errors = [e.strip() for e in stderr.splitlines() if e.strip()]
+    # A complaint without the path (a lint error) is this file's only when it is alone.
+    fallback = " ".join(errors[-3:]) if len(paths) == 1 and errors else "promtool refused it"
+    return {p: None if p in ok else next((e.split(p + ":", 1)[-1].strip() for e in errors if p in e), fallback)
+            for p in paths}
 
 
 def take_rule(s) -> bool:
