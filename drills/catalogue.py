@@ -123,10 +123,10 @@ FAULTS = {f.name: f for f in (
         "jaeger-down", "Jaeger stops (docker compose stop jaeger): the collector's traces queue grows",
         stop=("jaeger",),
         expect=(Expect("TargetDown", {"service": "jaeger"}),),
-        note="The otlp_grpc/jaeger exporter queues the spans it cannot send; once the queue is full "
-             "(OTELCOL_QUEUE_MAX_BYTES: minutes in the drill profile, hours by default) the receiver "
-             "refuses spans and OtelCollectorRefusingData, OtelCollectorDroppingData follow "
-             "(exercises 05 and 11).",
+        note="The otlp_grpc/jaeger exporter queues the spans it cannot send (~0.5 MB a minute at the "
+             "demo's load); once the queue is full (OTELCOL_QUEUE_MAX_BYTES: ~33 min in the drill "
+             "profile, hours by default) the receiver refuses spans and OtelCollectorRefusingData, "
+             "OtelCollectorDroppingData follow (exercises 05 and 11).",
         detect_s=45,
     ),
     Fault(

@@ -203,8 +203,10 @@ def _rel(p: Path) -> str:
 
 # The drill profile for compose (make drill-up, the training-ground tier): the generated
 # files, and a collector sending queue per exporter (bytes) that a backend stopped by a drill
-# (jaeger-down: the demo's spans, ~1 MB a minute at its default load) fills within minutes,
-# not the default 256 MiB's hours, so that exercises 05 and 11 can be drilled live.
+# fills within the drill, not in the default 256 MiB's hours, so that exercises 05 and 11
+# can be drilled live. Measured on the twins at the demo's load: Jaeger stopped, the traces
+# queue grows ~0.5 MB a minute (full in ~33 min); without Loki the logs queue ~0.2 MB a
+# minute (full in ~80 min: longer than the training-ground tier).
 DRILL_QUEUE = {"OTELCOL_QUEUE_MAX_BYTES": str(16 * 1024 * 1024)}
 DRILL_ENV = {"PROMETHEUS_CONFIG_FILE": PROM_DRILL.name, "ALERTMANAGER_CONFIG_FILE": AM_DRILL.name, **DRILL_QUEUE}
 

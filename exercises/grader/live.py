@@ -72,16 +72,18 @@ def _inhibited(target: Target, alertname: str) -> str:
     return ", ".join(sorted(names.get(f, f) for f in by))
 
 
-def not_running(target: Target, ruler: Ruler, fault) -> list[str]:
+def not_running(target: Target, ruler: Ruler, fault, needs: list[str]) -> list[str]:
+    """The services the stage needs that are not running: the ruler, the fault's, and the
+    exercise's own (a stack without Loki loses logs: not the healthy baseline a drill needs)."""
     states = target.states()
-    return [s for s in (ruler.service, *fault.services) if states.get(s) != "running"]
+    return [s for s in dict.fromkeys((ruler.service, *fault.services, *needs)) if states.get(s) != "running"]
 
 
 def run(grade, ex, text: str, target: Target, ruler: Ruler) -> None:
     spec, name = ex.spec["live"], ex.spec["alertname"]
     labels = spec.get("labels", {})
     fault = FAULTS[spec["drill"]]
-    missing = not_running(target, ruler, fault)
+    missing = not_running(target, ruler, fault, spec.get("needs", []))
     if missing:
         grade.skip("live", f"pages at the sink after `{fault.name}`",
                    f"needs {', '.join(missing)} running in the drill stack (make drill-up; an image missing here?)")
