@@ -6,17 +6,13 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from scripts.validate import Check, docker_cmd, docker_works, image, image_available
+from scripts.validate import Check, docker_cmd, image, missing_image
 
 
 def needs(var: str) -> str | None:
     """What is missing to run the image `var` names, or None when it can run."""
-    ref = image(var)
-    if not docker_works():
-        return f"needs a Docker engine to run {ref} ({var})"
-    if not image_available(ref):
-        return f"needs {var}: the image {ref} is neither local nor pullable here (set {var} to one that is)"
-    return None
+    why = missing_image(var)
+    return f"needs {var}: {why}" if why else None
 
 
 def run(var: str, entrypoint: str, args: list[str], mounts: dict[Path, str],
