@@ -259,3 +259,14 @@ def test_the_live_stage_reads_the_drills_alert_only() -> None:
     answer["data"]["groups"][0]["rules"][0]["alerts"].append(alert("otlp_grpc/jaeger", "pending"))
     assert rule_states(answer, "CollectorQueueFillingUp", jaeger) == ["pending"]
     assert rule_states(answer, "Missing", jaeger) == []
+
+
+def test_an_optional_stage_not_run_is_noted_not_counted() -> None:
+    """The backtest runs only over a month `make history` loaded: without one the answer is
+    graded on the other stages (and says so); any other stage not run leaves it NOT GRADED."""
+    g = grader.Grade("01-target-down", "rules.yml")
+    g.add("behaviour", "fires", True)
+    g.skip("backtest", "over a month of history", "no month of history here: `make history` loads one")
+    assert g.verdict == "PASSED" and "not run (optional): backtest" in g.summary()
+    g.skip("static", "promtool check rules", "needs PROMETHEUS_IMAGE: ...")
+    assert g.verdict == "NOT GRADED" and g.needs() == ["needs PROMETHEUS_IMAGE: ..."]
