@@ -27,7 +27,8 @@ def static(subs) -> list:
         return []
     p = tools.run("ALERTMANAGER_IMAGE", "amtool", ["check-config", *paths], {subs[0].dir.parent: "/w"})
     # "Checking '<path>'  SUCCESS" or "Checking '<path>'  FAILED: <why>"
-    said = {m.group(1): m.group(2) for m in re.finditer(r"Checking '([^']+)'\s+(SUCCESS|FAILED:.*)", p.stdout + p.stderr)}
+    said = {m.group(1): m.group(2)
+            for m in re.finditer(r"Checking '([^']+)'\s+(SUCCESS|FAILED:.*)", p.stdout + p.stderr)}
     valid = []
     for s, path in zip(subs, paths):
         verdict = said.get(path, "FAILED: amtool said nothing about it: " + (p.stdout + p.stderr).strip()[-200:])

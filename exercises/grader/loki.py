@@ -117,7 +117,8 @@ class Loki:
         status, body = self.call("/prometheus/api/v1/rules", tenant)
         return status == 200 and any(r.get("name") == alertname for g in body["data"]["groups"] for r in g["rules"])
 
-    def firing(self, expr: str, tenant: str, at_s: float, hold_s: float, keep_s: float) -> tuple[list[dict] | None, str]:
+    def firing(self, expr: str, tenant: str, at_s: float, hold_s: float,
+               keep_s: float) -> tuple[list[dict] | None, str]:
         """The alerts a rule with this `for:` and `keep_firing_for:` has firing at `at`: the
         series `expr` returned at every step of [t - hold, t] for some t in [at - keep, at];
         or None and Loki's complaint."""
@@ -189,7 +190,8 @@ def behaviour(subs) -> None:
                        and not loki.loaded(s.dir.name, s.ex.spec["alertname"])}
             time.sleep(0.5 if pending else 0)
         for s in subs:
-            expr, hold, keep = str(s.rule.get("expr", "")), _seconds(s.rule.get("for")), _seconds(s.rule.get("keep_firing_for"))
+            expr = str(s.rule.get("expr", ""))
+            hold, keep = _seconds(s.rule.get("for")), _seconds(s.rule.get("keep_firing_for"))
             results, complaint = [], ""
             for i, crit in enumerate(crits_of[s.dir.name]):
                 ok = True

@@ -66,7 +66,8 @@ def render(subs) -> None:
             for name in s.ex.spec["templates"]:
                 commands[f"{s.dir.name} {data_name} {name}"] = [
                     "amtool", "template", "render", f"--template.glob=/w/{s.dir.name}/notification.tmpl",
-                    f"--template.data=/w/{s.dir.name}/{data_name}.json", f'--template.text={{{{ template "{name}" . }}}}']
+                    f"--template.data=/w/{s.dir.name}/{data_name}.json",
+                    f'--template.text={{{{ template "{name}" . }}}}']
     out = tools.run_each("ALERTMANAGER_IMAGE", commands, {work: "/w"})
     for s in subs:
         broken = set()

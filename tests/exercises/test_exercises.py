@@ -132,7 +132,7 @@ def test_the_learner_works_in_a_gitignored_copy(workspace, capsys) -> None:
     copy = workspace / "02-error-ratio" / "rules.yml"
     assert "ShopErrorRatioHigh" in out and str(copy) in out and copy.read_text() == starter
     copy.write_text("# mine\n")
-    assert cli.main(["show", "2"]) == 0 and copy.read_text() == "# mine\n", "a second `make exercise` overwrote the work"
+    assert cli.main(["show", "2"]) == 0 and copy.read_text() == "# mine\n", "`make exercise` overwrote the work"
     assert ex.starter.read_text() == starter
     ignored = subprocess.run(["git", "check-ignore", "-q", "workspace/02-error-ratio/rules.yml"], cwd=REPO)
     assert ignored.returncode == 0, "the default workspace is not gitignored"
