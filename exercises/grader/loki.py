@@ -82,7 +82,7 @@ def lines(stream: dict, start_ns: int) -> list[list]:
         for i in range(e.get("count", 1)):
             ts = start_ns + int((_seconds(e["at"]) + i * _seconds(e.get("every", "0s"))) * 1e9)
             values.append([str(ts), e["line"], *([e["metadata"]] if e.get("metadata") else [])])
-    return sorted(values)
+    return sorted(values, key=lambda v: int(v[0]))
 
 
 class Loki:
@@ -119,21 +119,32 @@ class Loki:
 
     def firing(self, expr: str, tenant: str, at_s: float, hold_s: float,
                keep_s: float) -> tuple[list[dict] | None, str]:
-        """The alerts a rule with this `for:` and `keep_firing_for:` has firing at `at`: the
-        series `expr` returned at every step of [t - hold, t] for some t in [at - keep, at];
-        or None and Loki's complaint."""
-        n_hold, n_keep = -int(-hold_s // STEP_S), -int(-keep_s // STEP_S)  # whole steps, rounded up
+        """The alerts a rule with this `for:` and `keep_firing_for:` has firing at `at`
+        (firing_at over Loki's answer), or None and Loki's complaint."""
+        n_hold, n_keep = steps(hold_s), steps(keep_s)
         status, body = self.call("/loki/api/v1/query_range", tenant, {
             "query": expr, "start": str(int((at_s - (n_hold + n_keep) * STEP_S) * 1e9)), "end": str(int(at_s * 1e9)),
             "step": f"{STEP_S}s"})
         if status != 200:
             return None, str(body)[-300:]
-        firing = []
-        for r in body["data"]["result"]:
-            seen = {round(float(ts)) for ts, _ in r["values"]}
-            if any(all(round(at_s - (i + k) * STEP_S) in seen for k in range(n_hold + 1)) for i in range(n_keep + 1)):
-                firing.append(r["metric"])
-        return firing, ""
+        return firing_at(body["data"]["result"], at_s, hold_s, keep_s), ""
+
+
+def steps(seconds: float) -> int:
+    return -int(-seconds // STEP_S)  # whole evaluation steps, rounded up
+
+
+def firing_at(result: list[dict], at_s: float, hold_s: float, keep_s: float) -> list[dict]:
+    """From a range query's matrix at STEP_S steps ending at `at`: the series present at
+    every step of [t - hold, t] for some step t in [at - keep, at], as a ruler evaluating
+    every STEP_S would have them firing at `at`."""
+    n_hold, n_keep = steps(hold_s), steps(keep_s)
+    firing = []
+    for r in result:
+        seen = {round(float(ts)) for ts, _ in r["values"]}
+        if any(all(round(at_s - (i + k) * STEP_S) in seen for k in range(n_hold + 1)) for i in range(n_keep + 1)):
+            firing.append(r["metric"])
+    return firing
 
 
 def _matches(got: list[dict], want: list[dict], by: list[str]) -> bool:

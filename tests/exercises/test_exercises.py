@@ -270,3 +270,24 @@ def test_an_optional_stage_not_run_is_noted_not_counted() -> None:
     assert g.verdict == "PASSED" and "not run (optional): backtest" in g.summary()
     g.skip("static", "promtool check rules", "needs PROMETHEUS_IMAGE: ...")
     assert g.verdict == "NOT GRADED" and g.needs() == ["needs PROMETHEUS_IMAGE: ..."]
+
+
+def test_the_loki_stage_applies_for_and_keep_firing_for() -> None:
+    """Over a range query's answer (Loki's matrix shape), `for:` needs the series at every
+    step of the hold, `keep_firing_for:` keeps it after it is gone; and the fixture's lines
+    expand as the check file says."""
+    from exercises.grader.loki import firing_at, lines
+
+    at = 10_000
+
+    def series(*ago):
+        return {"metric": {"service_name": "shop"}, "values": [[at - a, "4"] for a in sorted(ago, reverse=True)]}
+    now_and_30s = [series(0, 15, 30)]
+    assert firing_at(now_and_30s, at, 0, 0) == [{"service_name": "shop"}]
+    assert firing_at(now_and_30s, at, 30, 0) and not firing_at(now_and_30s, at, 45, 0)
+    gone_a_minute = [series(60, 75)]
+    assert not firing_at(gone_a_minute, at, 0, 0) and firing_at(gone_a_minute, at, 0, 60)
+    assert not firing_at(gone_a_minute, at, 15, 45) and firing_at(gone_a_minute, at, 15, 60)
+    got = lines({"lines": [{"at": "1m", "count": 3, "every": "30s", "line": "x", "metadata": {"exception_type": "E"}}]}, 0)
+    assert got == [[str(60 * 10**9), "x", {"exception_type": "E"}], [str(90 * 10**9), "x", {"exception_type": "E"}],
+                   [str(120 * 10**9), "x", {"exception_type": "E"}]]
