@@ -153,8 +153,8 @@ measurements: ## docs/measurements.md from the figures the last runs left in bui
 dashboards: venv ## Regenerate Grafana dashboards JSON from their Python source
 	$(VENV_PYTHON) grafana/generate.py
 
-drill-up: env ## Start the stack with the drill profile (5s scrape/evaluation, short group_wait)
-	@$(call compose_up,PROMETHEUS_CONFIG_FILE=prometheus.drill.yml ALERTMANAGER_CONFIG_FILE=alertmanager.drill.yml)
+drill-up: env ## Start the stack with the drill profile (5s scrape/evaluation, short group_wait, small collector queues)
+	@$(call compose_up,$(shell $(PYTHON) scripts/profiles.py --env))
 	@echo "Drill profile on; make up returns to the normal one."
 
 drill: ## Run a fire drill: make drill SCENARIO=<name>
@@ -168,14 +168,14 @@ record-drill: venv ## Turn the last live drill into a promtool test: make record
 	@test -n "$(SCENARIO)" || { echo "usage: make record-drill SCENARIO=<name> (after make drill SCENARIO=<name>)"; exit 2; }
 	$(VENV_PYTHON) drills/record.py $(SCENARIO) $(COMPOSE)
 
-exercises: venv ## List the graded alert-rule exercises with your status (docs/alert-training.md)
+exercises: venv ## List the graded alert-rule exercises by difficulty, with your status (docs/alert-training.md)
 	@$(VENV_PYTHON) -m exercises.grader list
 
-exercise: venv ## Show one exercise and where to write: make exercise N=3
+exercise: venv ## Show one exercise and copy its starter to workspace/ (gitignored): make exercise N=3
 	@test -n "$(N)" || { echo "usage: make exercise N=<number> (make exercises lists them)"; exit 2; }
 	@$(VENV_PYTHON) -m exercises.grader show $(N)
 
-grade: venv ## Grade your answer to one exercise: make grade N=3 [LIVE=1 on the drill stack] [FILE=path]
+grade: venv ## Grade your copy of one exercise (exit 0 only if passed): make grade N=3 [LIVE=1 on the drill stack] [FILE=path]
 	@test -n "$(N)" || { echo "usage: make grade N=<number> [LIVE=1] [FILE=path]"; exit 2; }
 	@$(VENV_PYTHON) -m exercises.grader grade $(N) $(if $(LIVE),--live) $(if $(FILE),--file $(FILE))
 

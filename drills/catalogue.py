@@ -111,6 +111,25 @@ FAULTS = {f.name: f for f in (
         detect_s=75,
     ),
     Fault(
+        "exceptions", "a fifth of shop's requests hit a bug: an unexpected exception, logged with its "
+                      "traceback, answered 500 (fault switch exception_ratio=0.2)",
+        faults={"shop": {"exception_ratio": 0.2}},
+        expect=(Expect("DemoErrorBudgetBurnFast", {"service": "shop"}),),
+        note="Prometheus sees the 500s; the tracebacks reach Loki as OTLP records with exception.* "
+             "attributes (structured metadata), for a LogQL rule (exercise 12).",
+        detect_s=30,
+    ),
+    Fault(
+        "jaeger-down", "Jaeger stops (docker compose stop jaeger): the collector's traces queue grows",
+        stop=("jaeger",),
+        expect=(Expect("TargetDown", {"service": "jaeger"}),),
+        note="The otlp_grpc/jaeger exporter queues the spans it cannot send (~0.5 MB a minute at the "
+             "demo's load); once the queue is full (OTELCOL_QUEUE_MAX_BYTES: ~33 min in the drill "
+             "profile, hours by default) the receiver refuses spans and OtelCollectorRefusingData, "
+             "OtelCollectorDroppingData follow (exercises 05 and 11).",
+        detect_s=45,
+    ),
+    Fault(
         "loki-down", "Loki stops (docker compose stop loki)",
         stop=("loki",),
         expect=(Expect("TargetDown", {"service": "loki"}),),

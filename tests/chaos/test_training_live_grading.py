@@ -5,15 +5,13 @@ sink within the exercise's budget and resolve after (unless a critical alert of 
 service mutes it, which the grader reports); then the stack is as it was."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from exercises.grader import __main__ as cli
 from exercises.grader.grade import find, grade_file
-from exercises.grader.live import RULES_DIR
+from exercises.grader.live import PROMETHEUS
 from tests.e2e import stack as st
-from tests.exercises.test_exercises import ANSWERS, RUNBOOK
+from tests.exercises.answers import reference
 
 from .conftest import FIGURES
 
@@ -26,9 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.signal("training")]
 @pytest.mark.parametrize("n", [1, 3, 2])
 def test_the_reference_pages_live_and_resolves(ground: st.Stack, n: int, tmp_path) -> None:
     ex = find(n)
-    shutil.copy(ANSWERS / ex.slug / "reference.yml", tmp_path / ex.spec["file"])
-    (tmp_path / "runbook.md").write_text(RUNBOOK.format(name=ex.spec["alertname"]))
-    g = grade_file(ex, tmp_path / ex.spec["file"], ground.target)
+    g = grade_file(ex, reference(ex.slug).write(tmp_path), ground.target)
     cli.report(g)
     live = [r for r in g.results if r.stage == "live"]
     FIGURES[f"exercise {n} live"] = f"{ex.spec['live']['drill']}: {g.live_seconds}"
@@ -38,4 +34,4 @@ def test_the_reference_pages_live_and_resolves(ground: st.Stack, n: int, tmp_pat
     assert live and not g.failed(), [(r.criterion, r.status, r.hint) for r in live]
     assert [r.status for r in live if r.criterion.startswith("pages at the sink")] == ["PASS"]
     assert all(r.status == "PASS" or g.live_seconds.get("muted_by") for r in live), live
-    assert not list(RULES_DIR.glob("exercise-*.yml")), "the live stage left its rule file behind"
+    assert not list(PROMETHEUS.rules_dir.glob("exercise-*.yml")), "the live stage left its rule file behind"

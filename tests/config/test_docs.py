@@ -20,7 +20,7 @@ TARGETS = set(re.findall(r"^([a-z][\w-]*):", (REPO / "Makefile").read_text(), re
 # Files a reader is told to create (not shipped), and the user's places `make up` creates.
 CREATED_BY_THE_READER = {"loki/rules/fake/shop.yml", *(p.path for p in places.PLACES)}
 # Made by runs, never committed.
-GENERATED = ("build/", "twins/images.env", "twins/.cache", "demo_app/wheelhouse")
+GENERATED = ("build/", "twins/images.env", "twins/.cache", "demo_app/wheelhouse", "workspace/")
 # Read by upstream code (the OpenTelemetry SDK, Grafana, Go, Docker), not by ours.
 UPSTREAM_PREFIXES = ("OTEL_", "GF_", "GO", "DOCKER_", "COMPOSE_")
 DEMO_SETTINGS = REPO / "demo_app" / "src" / "demo_app" / "settings.py"

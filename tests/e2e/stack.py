@@ -221,13 +221,15 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
 
 @contextlib.contextmanager
 def drill_stack(project: str, needed: tuple, workdir, measurements: dict):
-    """A fresh stack of its own in the drill profile, with a drills Target on it (the
-    training-ground and history tiers)."""
+    """A fresh stack of its own in the drill profile, its small collector queues included
+    (as `make drill-up`), with a drills Target on it (the training-ground and history tiers)."""
     from drills.target import Target
+    from scripts.profiles import DRILL_QUEUE
     from tests.tooling import require_image
 
     for var in needed:
         require_image(var)
-    with compose_session(project, [REPO / "docker-compose.yml"], drill_profile(), workdir, measurements) as s:
+    with compose_session(project, [REPO / "docker-compose.yml"], {**drill_profile(), **DRILL_QUEUE}, workdir,
+                         measurements) as s:
         s.target = Target(s.compose_cmd, token=s.env["DEMO_ADMIN_TOKEN"], login=s.login)
         yield s

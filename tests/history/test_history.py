@@ -157,13 +157,15 @@ def test_the_grader_backtests_a_learners_rule(fresh: st.Stack, manifest: dict, m
     from exercises.grader import grade
 
     monkeypatch.setenv("DRILL_PROMETHEUS_URL", fresh.target.url("prometheus"))
+    from tests.exercises.answers import reference
+
     ex = grade.find(3)
-    answers = REPO / "tests" / "exercises" / "answers" / ex.slug
-    ok = [r for r in grade.grade_file(ex, answers / "reference.yml").results if r.stage == "backtest"]
+    answer = reference(ex.slug).write(tmp_path / "reference")
+    ok = [r for r in grade.grade_file(ex, answer).results if r.stage == "backtest"]
     assert [r.status for r in ok] == ["PASS", "PASS"], ok
     assert "shipped DemoHighLatencyP95" in ok[0].criterion
     deaf = tmp_path / "rules.yml"  # the reference with a threshold no incident reaches
-    deaf.write_text((answers / "reference.yml").read_text().replace("> 0.5", "> 60"))
+    deaf.write_text(answer.read_text().replace("> 0.5", "> 60"))
     missed = [r for r in grade.grade_file(ex, deaf).results if r.stage == "backtest"]
     assert missed[0].status == "FAIL" and "latency-regression" in missed[0].hint, missed
 

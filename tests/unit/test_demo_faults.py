@@ -42,6 +42,7 @@ def test_admin_disabled_without_token():
     ({"error_ratio": -0.1}, "error_ratio"),
     ({"error_ratio": "0.5"}, "error_ratio"),
     ({"error_ratio": True}, "error_ratio"),
+    ({"exception_ratio": 2}, "exception_ratio"),
     ({"latency_ms": 10001}, "latency_ms"),
     ({"latency_ms": -1}, "latency_ms"),
     ({"latency_jitter_ms": 20000}, "latency_jitter_ms"),
@@ -56,7 +57,7 @@ def test_bad_fault_input_is_a_clear_400(inv_client, body, needle):
     assert r.status_code == 400, r.text
     assert needle in r.json()["error"]
     assert inv_client.get("/admin/faults", headers=AUTH).json() == {
-        "error_ratio": 0.0, "latency_ms": 0.0, "latency_jitter_ms": 0.0, "outage": False}
+        "error_ratio": 0.0, "exception_ratio": 0.0, "latency_ms": 0.0, "latency_jitter_ms": 0.0, "outage": False}
 
 
 def test_non_json_body_is_a_400(inv_client):
@@ -88,7 +89,8 @@ def test_error_ratio_latency_outage_and_clear(inv_client, monkeypatch):
     # partial update keeps error_ratio, adds latency
     r = inv_client.post("/admin/faults", json={"error_ratio": 0, "latency_ms": 150, "latency_jitter_ms": 50},
                         headers=AUTH)
-    assert r.json() == {"error_ratio": 0.0, "latency_ms": 150.0, "latency_jitter_ms": 50.0, "outage": False}
+    assert r.json() == {"error_ratio": 0.0, "exception_ratio": 0.0, "latency_ms": 150.0, "latency_jitter_ms": 50.0,
+                        "outage": False}
     assert all(inv_client.get("/api/items").status_code == 200 for _ in range(20))
     assert len(slept) == 20 and all(0.15 <= s <= 0.2 for s in slept), slept
 
@@ -98,7 +100,8 @@ def test_error_ratio_latency_outage_and_clear(inv_client, monkeypatch):
     assert inv_client.get("/readyz").status_code == 503
 
     r = inv_client.delete("/admin/faults", headers=AUTH)
-    assert r.json() == {"error_ratio": 0.0, "latency_ms": 0.0, "latency_jitter_ms": 0.0, "outage": False}
+    assert r.json() == {"error_ratio": 0.0, "exception_ratio": 0.0, "latency_ms": 0.0, "latency_jitter_ms": 0.0,
+                        "outage": False}
     assert inv_client.get("/api/items/1").status_code == 200
     assert inv_client.get("/readyz").status_code == 200
 

@@ -15,6 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from demo_app.telemetry import Telemetry, configure_logging
 
+from .conftest import AUTH
+
 SRC = pathlib.Path(__file__).resolve().parents[2] / "demo_app" / "src"
 
 
@@ -110,3 +112,26 @@ def test_under_the_zero_code_agent_the_app_uses_the_agents_providers():
     p = subprocess.run([str(agent), sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["True", "opentelemetry.sdk.trace", "1"], p.stdout + p.stderr
+
+
+def test_the_exception_fault_logs_a_real_traceback(stack):
+    """The `exceptions` drill (exercise 12): a share of /api requests raise an error no
+    handler expects; the service answers 500 and logs it with its traceback, on stdout and
+    in the OTLP record's exception attributes (which Loki keeps as structured metadata)."""
+    out = io.StringIO()
+    configure_logging(stack.shop_tel, "INFO", stream=out)
+    with TestClient(stack.shop_app) as client:
+        r = client.post("/admin/faults", json={"exception_ratio": 1.0}, headers=AUTH)
+        assert r.status_code == 200 and r.json()["exception_ratio"] == 1.0, r.text
+        assert client.get("/api/products").status_code == 500
+        client.delete("/admin/faults", headers=AUTH)
+        assert client.get("/api/products").status_code == 200
+        stack.flush()
+        otlp = stack.logs.get_finished_logs()
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    logged = [rec for rec in lines if rec["message"] == "unhandled error in GET /api/products"]
+    assert len(logged) == 1 and logged[0]["level"] == "ERROR"
+    assert "Traceback (most recent call last)" in logged[0]["exc_info"] and "SimulatedBug" in logged[0]["exc_info"]
+    record = next(r.log_record for r in otlp if r.log_record.body == "unhandled error in GET /api/products")
+    assert record.attributes["exception.type"] == "SimulatedBug"
+    assert record.attributes["exception.stacktrace"].startswith("Traceback (most recent call last)")

@@ -1,4 +1,5 @@
-"""The fault switch: error ratio, added latency (fixed + uniform jitter), outage."""
+"""The fault switch: error ratio, exception ratio (a bug), added latency (fixed + uniform
+jitter), outage."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class FaultUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
     # strict: "0.5" or true are not numbers here. Not nullable: a field is set or absent.
     error_ratio: float = Field(default=None, ge=0.0, le=1.0, strict=True)
+    exception_ratio: float = Field(default=None, ge=0.0, le=1.0, strict=True)
     latency_ms: float = Field(default=None, ge=0, le=MAX_LATENCY_MS, strict=True)
     latency_jitter_ms: float = Field(default=None, ge=0, le=MAX_LATENCY_MS, strict=True)
     outage: StrictBool = None
@@ -24,6 +26,7 @@ class FaultUpdate(BaseModel):
 
 class FaultState(BaseModel):
     error_ratio: float
+    exception_ratio: float
     latency_ms: float
     latency_jitter_ms: float
     outage: bool
@@ -37,10 +40,16 @@ class InjectedFault(Exception):
     """Raised when the error-ratio fault fires."""
 
 
+class SimulatedBug(RuntimeError):
+    """Raised when the exception-ratio fault fires: an error no code path expects, as a bug
+    would raise; the service logs it with its traceback."""
+
+
 class Faults:
     def __init__(self):
         self._lock = threading.Lock()
         self.error_ratio = 0.0
+        self.exception_ratio = 0.0
         self.latency_ms = 0.0
         self.latency_jitter_ms = 0.0
         self.outage = False
@@ -49,6 +58,7 @@ class Faults:
         with self._lock:
             return {
                 "error_ratio": self.error_ratio,
+                "exception_ratio": self.exception_ratio,
                 "latency_ms": self.latency_ms,
                 "latency_jitter_ms": self.latency_jitter_ms,
                 "outage": self.outage,
@@ -68,6 +78,7 @@ class Faults:
         """The fault switch as DEMO_FAULT_* set it at start (validated with the settings)."""
         faults = cls()
         faults.error_ratio = settings.fault_error_ratio
+        faults.exception_ratio = settings.fault_exception_ratio
         faults.latency_ms = settings.fault_latency_ms
         faults.latency_jitter_ms = settings.fault_latency_jitter_ms
         faults.outage = settings.fault_outage
@@ -76,6 +87,7 @@ class Faults:
     def clear(self) -> dict:
         with self._lock:
             self.error_ratio = 0.0
+            self.exception_ratio = 0.0
             self.latency_ms = 0.0
             self.latency_jitter_ms = 0.0
             self.outage = False
@@ -96,3 +108,7 @@ class Faults:
         if ratio > 0 and random.random() < ratio:
             span.set_attribute("demo.fault.injected", True)
             raise InjectedFault(f"injected fault (error_ratio={ratio})")
+        ratio = self.exception_ratio
+        if ratio > 0 and random.random() < ratio:
+            span.set_attribute("demo.fault.injected", True)
+            raise SimulatedBug(f"unexpected error (exception_ratio={ratio})")

@@ -88,6 +88,7 @@ class ServiceSettings(RoleSettings):
     readiness_interval_s: float = Field(5.0, ge=0.05, le=3600)
     # The fault switch's state at start (the same bounds as POST /admin/faults).
     fault_error_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    fault_exception_ratio: float = Field(0.0, ge=0.0, le=1.0)
     fault_latency_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
     fault_latency_jitter_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
     fault_outage: bool = False

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .faults import FaultError, Faults, FaultState, FaultUpdate, InjectedFault
+from .faults import FaultError, Faults, FaultState, FaultUpdate, InjectedFault, SimulatedBug
 from .app_base import background, new_app
 from .errors import ErrorBody, error_response
 from .settings import ServiceSettings
@@ -170,6 +170,14 @@ def build_app(
         log.warning("injected fault", extra={"error": str(exc)})
         return error_response(500, str(exc))
 
+    @app.exception_handler(SimulatedBug)
+    async def _bug(request: Request, exc: SimulatedBug):
+        # What a service does with an error it did not expect: log it with its traceback
+        # (stdout's exc_info; the OTLP record's exception.* attributes), answer 500.
+        _record_on_span(exc)
+        log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error")
+
     @app.exception_handler(DependencyUnavailable)
     async def _unavailable(request: Request, exc: DependencyUnavailable):
         _record_on_span(exc)
@@ -239,5 +247,5 @@ def include_api(app: FastAPI, api: APIRouter) -> None:
 
 
 async def fault_dependency(request: Request) -> None:
-    """FastAPI dependency for /api routes: latency and error-ratio faults."""
+    """FastAPI dependency for /api routes: latency, error-ratio and exception-ratio faults."""
     await request.app.state.faults.apply(trace.get_current_span())
