@@ -77,12 +77,15 @@ def _time(iso: str | None) -> str:
 
 def _description_and_runbook(t: Thread) -> tuple[str, str]:
     for a in t.alerts.values():
-        ann = a.get("annotations") or {}
+        ann = a.get("annotations")
+        ann = ann if isinstance(ann, dict) else {}
         desc = ann.get("description") or ann.get("summary") or ""
         if desc or ann.get("runbook_url"):
-            return desc, ann.get("runbook_url", "")
+            return str(desc), str(ann.get("runbook_url", ""))
     latest = t.notifications[-1]["content"]
-    text = latest.get("text") or json.dumps(latest)
+    text = latest.get("text")
+    if not isinstance(text, str) or not text:  # a webhook's body is the sender's: any JSON shape
+        text = json.dumps(latest)
     m = RUNBOOK_LINK.search(text)
     return "", m.group(0) if m else ""
 
