@@ -125,7 +125,8 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--timeout", type=int, default=300, help="seconds to wait for every service to be healthy")
     ap.add_argument("--report", type=Path, default=REPORT)
-    ap.add_argument("compose", nargs="*", help="the compose command (default: docker compose)")
+    ap.add_argument("compose", nargs=argparse.REMAINDER,
+                    help="the compose command and its options (default: docker compose)")
     a = ap.parse_args(argv)
     compose = a.compose or ["docker", "compose"]
     if compose_info.auth_mode(compose_info.settings())[0]:
