@@ -113,10 +113,10 @@ reload: ## Reload Prometheus and Alertmanager config without a restart (SIGHUP);
 	$(COMPOSE) kill -s SIGHUP prometheus alertmanager
 	@echo "Sent SIGHUP: Prometheus and Alertmanager re-read their config (see make logs SERVICE=prometheus)."
 	@# The services that read their certificate or login only as they start (the others
-	@# re-read theirs: Prometheus and Alertmanager per connection, the collector and Jaeger
-	@# every minute).
+	@# re-read theirs: Prometheus and Alertmanager per connection, otel-edge and Jaeger's
+	@# query server every minute; the stack's collector its login to Prometheus as it starts).
 	@if $(PYTHON) scripts/compose_info.py auth >/dev/null 2>&1; then \
-	  running=$$($(COMPOSE) ps --status running --services | grep -xE 'grafana|jaeger|shop|inventory|alert-sink' | tr '\n' ' '); \
+	  running=$$($(COMPOSE) ps --status running --services | grep -xE 'grafana|jaeger|otel-collector|shop|inventory|alert-sink' | tr '\n' ' '); \
 	  [ -z "$$running" ] || { $(COMPOSE) restart $$running && echo "Restarted $$running: they read their certificate and login as they start."; }; \
 	fi
 

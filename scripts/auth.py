@@ -19,6 +19,9 @@ Written into <SECRETS_DIR>/auth from .env and the certificates:
   user, password      STACK_AUTH_USER and STACK_AUTH_PASSWORD, for the stack's own clients
                       (Prometheus' scrapes and alerts, Jaeger's Monitor tab, Grafana's
                       datasources)
+  authorization       the same login as an HTTP Authorization header's value, for the
+                      collector's export to Prometheus' OTLP receiver (its basicauth
+                      extension does not build at the pinned release: a header it is)
   otlp-token          STACK_OTLP_TOKEN (the collector's bearertokenauth reads it)
 
 A folder, not compose secrets: a file renamed into it reaches the running containers
@@ -30,6 +33,7 @@ password, so a second run changes no file.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -125,6 +129,7 @@ def render(settings: dict[str, str], secrets: Path) -> tuple[Path, list[str]]:
         "client.yml": client_config(user),
         "user": user,
         "password": password,
+        "authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
         "otlp-token": token,
     })
     changed = []

@@ -28,6 +28,8 @@ prometheus/prometheus.drill.auth.yml   scrape_configs.auth.yml, and sending aler
 prometheus/scrape_configs.auth.yml   = scrape_configs.yml with the scrapes of Prometheus and
                                        Alertmanager over TLS with the login, Grafana's over
                                        TLS, and the OTLP edge collector (otel-edge) scraped;
+otel-collector/config.auth.yml       = config.yml exporting to Prometheus' OTLP receiver over
+                                       TLS with the login (mounted over config.yml);
 grafana/auth/datasources/datasources.yml
                                      = the datasources, over TLS with the login where the
                                        service asks for it.
@@ -55,6 +57,8 @@ PROM_AUTH = REPO / "prometheus" / "prometheus.auth.yml"
 PROM_DRILL_AUTH = REPO / "prometheus" / "prometheus.drill.auth.yml"
 SCRAPE_MAIN = REPO / "prometheus" / "scrape_configs.yml"
 SCRAPE_AUTH = REPO / "prometheus" / "scrape_configs.auth.yml"
+COLLECTOR_MAIN = REPO / "otel-collector" / "config.yml"
+COLLECTOR_AUTH = REPO / "otel-collector" / "config.auth.yml"
 DATASOURCES_MAIN = REPO / "grafana" / "provisioning" / "datasources" / "datasources.yml"
 DATASOURCES_AUTH = REPO / "grafana" / "auth" / "datasources" / "datasources.yml"
 # scripts/auth.py's files, as the containers see them (docker-compose.auth.yml).
@@ -65,8 +69,9 @@ LOGIN_CLIENT = {"basic_auth": {"username_file": f"{AUTH_MOUNT}/user", "password_
                 **TLS_CLIENT}
 # Jobs of scrape_configs.yml whose targets serve TLS (and ask for the login: True) when shared.
 AUTH_JOBS = {"prometheus": True, "alertmanager": True, "grafana": False}
-# The OTLP edge collector of docker-compose.auth.yml: scraped with the stack's collector.
-EDGE_TARGET = ("otel-collector", "otel-edge:8888")
+# The OTLP edge collector of docker-compose.auth.yml: a job of its own (jobs are named
+# after compose services), scraped like the stack's collector.
+EDGE_JOB = ("otel-collector", "otel-edge", "otel-edge:8888")
 # Grafana's datasources on services that serve TLS and ask for the login when shared.
 AUTH_DATASOURCES = {"prometheus", "jaeger", "alertmanager"}
 # The HA pair of the scale-out profile: every replica sends every alert to both.
@@ -133,8 +138,15 @@ def prometheus_scale(main_text: str) -> str:
     ) + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, width=100)
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Writes a node the source shared (a YAML anchor) out in full each time: no &id001."""
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def _dump(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
+    return yaml.dump(cfg, Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=100,
+                     allow_unicode=True)
 
 
 def prometheus_auth(text: str, src: str) -> str:
@@ -149,15 +161,32 @@ def prometheus_auth(text: str, src: str) -> str:
 
 def scrape_configs_auth(text: str) -> str:
     cfg = yaml.safe_load(text)
-    for job in cfg["scrape_configs"]:
+    jobs = cfg["scrape_configs"]
+    for job in list(jobs):
         login = AUTH_JOBS.get(job["job_name"])
         if login is not None:
             job.update(scheme="https", **copy.deepcopy(LOGIN_CLIENT if login else TLS_CLIENT))
-        if job["job_name"] == EDGE_TARGET[0]:
-            job["static_configs"][0]["targets"].append(EDGE_TARGET[1])
+        if job["job_name"] == EDGE_JOB[0]:
+            edge = copy.deepcopy(job)
+            edge.update(job_name=EDGE_JOB[1], static_configs=[{"targets": [EDGE_JOB[2]]}])
+            jobs.insert(jobs.index(job) + 1, edge)
     return HEADER.format(src="scrape_configs.yml", what="the stack shared (STACK_AUTH): Prometheus, "
                          "Alertmanager and Grafana scraped over TLS (the first two with the login), "
                          "otel-edge scraped.") + _dump(cfg)
+
+
+def collector_auth(text: str) -> str:
+    """The collector's config.yml, exporting to Prometheus' OTLP receiver over TLS with the
+    login. docker-compose.auth.yml mounts it over config.yml, so that every layer a profile
+    adds after config.yml (forwarding, config.extras.yml) still applies."""
+    cfg = yaml.safe_load(text)
+    exporter = cfg["exporters"]["otlp_http/prometheus"]
+    exporter["endpoint"] = exporter["endpoint"].replace("http://prometheus:", "https://prometheus:")
+    # The login as a header: the basicauth extension does not build at the pinned release.
+    exporter.update(tls={"ca_file": f"{AUTH_MOUNT}/ca.pem"},
+                    headers={"Authorization": "${file:%s/authorization}" % AUTH_MOUNT})
+    return HEADER.format(src="config.yml", what="the stack shared (STACK_AUTH): metrics to Prometheus' OTLP "
+                         "receiver over TLS with the login.") + _dump(cfg)
 
 
 def datasources_auth(text: str) -> str:
@@ -216,6 +245,7 @@ PAIRS = ((PROM_MAIN, PROM_DRILL, prometheus_drill), (AM_MAIN, AM_DRILL, alertman
          (PROM_MAIN, PROM_AUTH, lambda text: prometheus_auth(text, "prometheus.yml")),
          (PROM_DRILL, PROM_DRILL_AUTH, lambda text: prometheus_auth(text, "prometheus.drill.yml")),
          (SCRAPE_MAIN, SCRAPE_AUTH, scrape_configs_auth),
+         (COLLECTOR_MAIN, COLLECTOR_AUTH, collector_auth),
          (DATASOURCES_MAIN, DATASOURCES_AUTH, datasources_auth))
 
 

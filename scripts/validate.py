@@ -198,14 +198,14 @@ def checks(root: Path = REPO, user: bool = True) -> list[Check]:
                          # The secret headers file, empty: what `make up` writes when none are set.
                          {otel: "/etc/otelcol", Path("/dev/null"): "/run/secrets/forward_otlp_headers"},
                          [_rel(root, f) for f in files], env=FORWARD_SETTINGS))
-    edge = otel / "edge.yml"
-    if edge.exists():
-        out.append(Check("otelcol validate otel-collector/edge.yml (STACK_AUTH)", "OTELCOL_IMAGE", "/otelcol-contrib",
-                         ["validate", "--config=/etc/otelcol/edge.yml"], {otel: "/etc/otelcol", auth_files: AUTH_MOUNT},
-                         [_rel(root, edge)]))
+    for shared in (otel / "edge.yml", otel / "config.auth.yml"):  # they read scripts/auth.py's files
+        if shared.exists():
+            out.append(Check(f"otelcol validate {_rel(root, shared)} (STACK_AUTH)", "OTELCOL_IMAGE", "/otelcol-contrib",
+                             ["validate", f"--config=/etc/otelcol/{shared.name}"],
+                             {otel: "/etc/otelcol", auth_files: AUTH_MOUNT}, [_rel(root, shared)]))
     for cfg in [*sorted(otel.glob("config.*.yml")), *sorted((root / "bench").glob("*collector*.yml")),
                 *sorted((root / "tests" / "forward").glob("*collector*.yml"))]:
-        if cfg.name in (EXTRAS, "config.extras.example.yml", LAYER):  # validated merged over config.yml, above
+        if cfg.name in (EXTRAS, "config.extras.example.yml", LAYER, "config.auth.yml"):  # validated above
             continue
         out.append(Check(f"otelcol validate {_rel(root, cfg)}", "OTELCOL_IMAGE",
                          "/otelcol-contrib", ["validate", f"--config=/etc/otelcol/{cfg.name}"],

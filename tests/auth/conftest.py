@@ -18,12 +18,13 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The e2e tests test_e2e_shared.py imports keep the signal mark of the module they come
-    from (a module's pytestmark stays with its module)."""
+    """The e2e tests test_e2e_shared.py imports keep the marks of the module they come from
+    (a module's pytestmark stays with its module): its signal, and the services it needs,
+    which skip it where an image is missing (tests/e2e/conftest.py)."""
     for item in items:
         fn = getattr(item, "function", None)
-        if fn is None or not fn.__module__.startswith("tests.e2e.") or item.get_closest_marker("signal"):
+        if fn is None or not fn.__module__.startswith("tests.e2e."):
             continue
         for mark in getattr(sys.modules[fn.__module__], "pytestmark", []):
-            if mark.name == "signal":
+            if mark.name in ("signal", "services") and not item.get_closest_marker(mark.name):
                 item.add_marker(mark)

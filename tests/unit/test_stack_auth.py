@@ -5,6 +5,7 @@ or certificate is written), and the certificate scripts/certs.py re-issues when 
 stack's name changes. The services using them are proven in tests/auth (the auth tier)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -64,7 +65,7 @@ def test_make_up_scale_refuses_while_it_is_on(monkeypatch, capsys):
 def test_the_folder_holds_a_web_config_whose_hash_checks_the_password(tmp_path):
     folder, changed = auth.render(SETTINGS, tmp_path / "secrets")
     assert set(changed) == {"cert.pem", "key.pem", "ca.pem", "web.yml", "htpasswd", "client.yml", "user",
-                            "password", "otlp-token"}
+                            "password", "authorization", "otlp-token"}
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755
     assert all(stat.S_IMODE(os.stat(folder / n).st_mode) == 0o644 for n in changed)
     web = json.loads((folder / "web.yml").read_text().split("\n", 1)[1])
@@ -75,6 +76,7 @@ def test_the_folder_holds_a_web_config_whose_hash_checks_the_password(tmp_path):
     client = json.loads((folder / "client.yml").read_text().split("\n", 1)[1])
     assert client["basic_auth"] == {"username": "stack", "password_file": "/run/stack-auth/password"}
     assert (folder / "password").read_text() == "pw-1" and (folder / "otlp-token").read_text() == "tok-1"
+    assert base64.b64decode((folder / "authorization").read_text().removeprefix("Basic ")) == b"stack:pw-1"
     # The certificate it serves is the local CA's (scripts/certs.py), valid for the service names.
     cert = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
@@ -88,7 +90,7 @@ def test_a_second_run_changes_nothing_and_a_new_password_is_hashed_anew(tmp_path
     assert auth.render(SETTINGS, tmp_path)[1] == []
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     _, changed = auth.render({**SETTINGS, "STACK_AUTH_PASSWORD": "pw-2"}, tmp_path)
-    assert set(changed) == {"web.yml", "htpasswd", "password"}
+    assert set(changed) == {"web.yml", "htpasswd", "password", "authorization"}
     assert bcrypt.checkpw(b"pw-2", (folder / "htpasswd").read_text().strip().split(":", 1)[1].encode())
 
 
