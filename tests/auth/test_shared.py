@@ -105,9 +105,9 @@ def test_every_published_port_serves_tls_and_asks_for_the_login(stack: st.Stack)
 
 def _edge_refusals(stack: st.Stack) -> dict[str, float]:
     """Requests the edge collector answered 401 (HTTP) and Unauthenticated (gRPC)."""
-    http = clients.collector_metric(stack, "http_server_request_duration_seconds_count", service="otel-edge",
-                                    http_response_status_code="401")
-    grpc = clients.collector_metric(stack, "rpc_server_call_duration_seconds_count", service="otel-edge",
+    http = clients.collector_metric(stack, "http_server_request_duration_count", service="otel-edge",
+                                    http_request_method="POST", http_response_status_code="401")
+    grpc = clients.collector_metric(stack, "rpc_server_call_duration_count", service="otel-edge",
                                     rpc_response_status_code="UNAUTHENTICATED")
     return {"http": http, "grpc": grpc}
 

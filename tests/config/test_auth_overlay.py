@@ -65,9 +65,15 @@ def test_no_port_stays_published_without_tls_and_a_login(shared: dict) -> None:
     assert shared["otel-edge"]["image"] == shared["otel-collector"]["image"]
 
 
+# Not published, but a client of a protected service: the collector logs in to Prometheus.
+CLIENTS = {"otel-collector"}
+
+
 def test_the_protected_services_read_the_auth_folder_read_only(shared: dict) -> None:
     readers = {name for name, svc in shared.items() if _mounts_auth(svc)}
-    assert readers == set(PROTECTED_BY), sorted(readers ^ set(PROTECTED_BY))
+    assert readers == set(PROTECTED_BY) | CLIENTS, sorted(readers ^ (set(PROTECTED_BY) | CLIENTS))
+    config = {v["target"]: v["source"] for v in shared["otel-collector"]["volumes"]}["/etc/otelcol/config.yml"]
+    assert config.endswith("otel-collector/config.auth.yml"), config
     for name in readers:
         env = json.dumps(_env(shared[name]))
         assert "STACK_AUTH_PASSWORD" not in env and "STACK_OTLP_TOKEN" not in env, name

@@ -115,6 +115,13 @@ class Stack:
             self.refresh_endpoints()  # Docker picks new host ports for (re)started containers
         return proc
 
+    def down(self, timeout: float = 600) -> None:
+        """Removes every container and volume of the project, those of profiles switched on
+        since (compose down leaves a service of a profile that is not on running)."""
+        profiles = self.compose("config", "--profiles", check=False).stdout.split()
+        self.compose("down", "--volumes", "--remove-orphans", check=False, timeout=timeout,
+                     env_override={"COMPOSE_PROFILES": ",".join(profiles)} if profiles else None)
+
     def containers(self) -> dict[str, dict]:
         """compose ps -a, by service: State, Health, Publishers, ..."""
         return {row["Service"]: row for row in compose_info.ps(self.compose_cmd)}
@@ -174,7 +181,7 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
         s.login = compose_info.Login(env["STACK_AUTH_USER"], env["STACK_AUTH_PASSWORD"],
                                      workdir / "secrets" / "auth" / "ca.pem") if shared else compose_info.Login()
         clients.use_login(s.login)
-        s.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
+        s.down()  # leftovers of an aborted run
         if plan.build:  # images compose would build (no *_IMAGE given, nothing to pull)
             t0 = time.monotonic()
             built = s.compose("build", *plan.build, check=False, timeout=1800)
@@ -216,7 +223,7 @@ def compose_session(project: str, files: list, extra_env: dict[str, str], workdi
             if os.environ.get("E2E_KEEP"):
                 print(f"\nE2E_KEEP set: project {project} left running (env file {env_file})")
             else:
-                s.compose("down", "--volumes", "--remove-orphans", check=False, timeout=600)
+                s.down()
 
 
 @contextlib.contextmanager
