@@ -62,6 +62,7 @@ twin_notice = $(if $(TWINS_USED),@echo "Using twin images from twins/images.env 
 
 up: env ## Start the stack and wait until every service is healthy
 	$(twin_notice)
+	@$(PYTHON) scripts/compose_info.py off $(COMPOSE)
 	@$(call compose_up,)
 	@$(PYTHON) scripts/compose_info.py urls $(COMPOSE)
 	@echo "Grafana login: user GRAFANA_ADMIN_USER, password GRAFANA_ADMIN_PASSWORD, both in $(CURDIR)/.env"

@@ -18,6 +18,9 @@
                                             which services are not running or not healthy,
                                             and their last log lines (after a failed `make up`;
                                             COMPOSE: the compose command, `docker compose`)
+    python3 scripts/compose_info.py off [COMPOSE...]
+                                            removes the containers of a part switched off in
+                                            COMPOSE_PROFILES since it started (make up)
 
 Ports are read back from compose (`docker compose ps`), never typed twice: the compose
 file is the one place a port is published.
@@ -383,6 +386,20 @@ def print_why(compose: list[str] | None = None, tail: int = 30) -> int:
     return 1
 
 
+def remove_switched_off(compose: list[str]) -> list[str]:
+    """Removes the containers of a part switched off since they started (a profile taken
+    out of COMPOSE_PROFILES, the demo's say): `compose up` leaves them running. Returns
+    their services."""
+    def services(*flags: str) -> set[str]:
+        return set(subprocess.run([*compose, *flags, "config", "--services"], capture_output=True, text=True,
+                                  cwd=REPO, timeout=60, check=True).stdout.split())
+    off = sorted(({row["Service"] for row in ps(compose)} & services("--profile", "*")) - services())
+    if off:
+        subprocess.run([*compose, "--profile", "*", "rm", "--stop", "--force", *off], capture_output=True,
+                       text=True, cwd=REPO, timeout=300, check=True)
+    return off
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["files"] and set(argv[1:]) <= {"--scale"}:
         print(os.pathsep.join(compose_files(scale="--scale" in argv)))
@@ -419,6 +436,11 @@ def main(argv: list[str]) -> int:
         return print_urls(argv[1:])
     if argv[:1] == ["why"]:
         return print_why(argv[1:])
+    if argv[:1] == ["off"]:
+        off = remove_switched_off(argv[1:] or ["docker", "compose"])
+        if off:
+            print(f"Removed {', '.join(off)}: their part is switched off (COMPOSE_PROFILES).")
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 

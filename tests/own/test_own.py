@@ -3,12 +3,14 @@ your rule in your places, a service that only sends OTLP. In order: your places 
 scraped without a restart, a rule loaded and firing), a service of yours on the service
 dashboard, your host's series, a container of yours (its stats, and every log line once,
 labelled by its name); then, 15 minutes after the start, nothing paged but the Watchdog;
-last, the demo switched on beside both parts, and the memory of the whole stack."""
+last, the demo switched on beside both parts, the memory of the whole stack, and the demo
+switched off again (its containers removed, as `make up` does)."""
 from __future__ import annotations
 
 import os
 import secrets
 import subprocess
+import sys
 import time
 
 import pytest
@@ -20,7 +22,7 @@ from tests.e2e import clients, remote
 from tests.e2e import stack as st
 from tests.e2e.docker_stats import MemorySampler
 from tests.e2e.polling import poll_until
-from tests.tooling import image
+from tests.tooling import REPO, image
 
 from .conftest import FIGURES
 
@@ -216,3 +218,18 @@ def test_the_whole_stack_with_both_parts_and_the_demo_stays_under_its_memory_bou
     FIGURES["whole stack, demo + containers + host, sum of peaks"] = f"{total:.0f} MiB (bound {MEMORY_BOUND_MIB})"
     assert set(PARTS["host"]) | set(PARTS["containers"]) | set(PARTS["demo"]) <= set(stack), sorted(stack)
     assert total < MEMORY_BOUND_MIB, f"the stack with both parts took {total:.0f} MiB: {stack}"
+
+
+def test_switching_the_demo_off_again_removes_its_containers(own: st.Stack, monkeypatch) -> None:
+    """What `make up` does first (compose_info.py off): compose up alone leaves a part that
+    was switched off running."""
+    monkeypatch.setenv("COMPOSE_PROFILES", "containers,host")
+    own.env["COMPOSE_PROFILES"] = "containers,host"
+    demo = set(PARTS["demo"])
+    assert demo <= own.running(), "the demo is not on: nothing to switch off"
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "compose_info.py"), "off", *own.compose_cmd],
+                       capture_output=True, text=True, timeout=400, cwd=REPO)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert all(svc in p.stdout for svc in demo), p.stdout
+    assert not demo & set(own.containers()), f"still there: {sorted(demo & set(own.containers()))}"
+    assert {"prometheus", *PARTS["host"], *PARTS["containers"]} <= own.running(), own.running()
