@@ -128,6 +128,17 @@ def threshold_lines() -> GraphThresholdsStyleConfig:
     return GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
 
 
+def multi_variable(name: str, label: str, query: str, regex: str | None = None) -> dash.QueryVariable:
+    """A Prometheus label variable, several values at once, All by default (refreshed with
+    the time range, sorted)."""
+    var = dash.QueryVariable(name).label(label).datasource(PROMETHEUS).query({"query": query, "refId": name})
+    if regex:
+        var = var.regex(regex)
+    return (var.refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
+            .multi(True).include_all(True)
+            .current(dm.VariableOption(text="All", value="$__all", selected=True)))
+
+
 def new_dashboard(title: str, uid: str, description: str, tags: list[str],
                   since: str) -> dash.Dashboard:
     """The settings every stack dashboard shares: generated (read-only), 30 s refresh,

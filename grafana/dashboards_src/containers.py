@@ -8,7 +8,7 @@ from grafana_foundation_sdk.builders import logs, table
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import LOKI, PROMETHEUS, Layout, loki, new_dashboard, prom, stack_dashboards_link, ts
+from .common import LOKI, PROMETHEUS, Layout, loki, multi_variable, new_dashboard, prom, stack_dashboards_link, ts
 
 UID = "containers"
 RI = "$__rate_interval"
@@ -22,13 +22,8 @@ def build() -> dash.Dashboard:
                       "network, block I/O, restarts and status from the Docker API, and its log "
                       "lines in Loki (label container_name).",
                       ["containers"], "now-1h")
-        .with_variable(
-            dash.QueryVariable("container").label("Container").datasource(PROMETHEUS)
-            .query({"query": 'label_values(docker_container_mem_usage{job="telegraf"}, container_name)',
-                    "refId": "container"})
-            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
-            .multi(True).include_all(True)
-            .current(dm.VariableOption(text="All", value="$__all", selected=True)))
+        .with_variable(multi_variable("container", "Container",
+                                      'label_values(docker_container_mem_usage{job="telegraf"}, container_name)'))
         .link(stack_dashboards_link())
     )
     lay = Layout(board)

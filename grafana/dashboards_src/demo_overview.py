@@ -8,7 +8,8 @@ from grafana_foundation_sdk.builders import stat, statetimeline
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import PROMETHEUS, Layout, last_value, new_dashboard, prom, stack_dashboards_link, thresholds, ts
+from .common import (PROMETHEUS, Layout, last_value, multi_variable, new_dashboard, prom, stack_dashboards_link,
+                     thresholds, ts)
 
 UID = "demo-overview"
 
@@ -31,21 +32,10 @@ def build() -> dash.Dashboard:
                       "exemplars), orders, stock, the load generator and readiness. Their traces "
                       "and logs are on the Service overview, as any service's.",
                       ["demo", "red"], "now-30m")
-        .with_variable(
-            dash.QueryVariable("service").label("Service").datasource(PROMETHEUS)
-            .query({"query": "label_values(demo_http_requests_total, service)", "refId": "service"})
-            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
-            .multi(True).include_all(True)
-            .current(dm.VariableOption(text="All", value="$__all", selected=True)))
-        .with_variable(
-            dash.QueryVariable("route").label("Route").datasource(PROMETHEUS)
-            .query({"query": 'label_values(demo_http_requests_total{service=~"$service"}, route)',
-                    "refId": "route"})
-            # Probes and the fault switch are not user traffic (as in the recording rules).
-            .regex("/^(?!/(healthz|readyz|metrics|admin)).*/")
-            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
-            .multi(True).include_all(True)
-            .current(dm.VariableOption(text="All", value="$__all", selected=True)))
+        .with_variable(multi_variable("service", "Service", "label_values(demo_http_requests_total, service)"))
+        # Probes and the fault switch are not user traffic (as in the recording rules).
+        .with_variable(multi_variable("route", "Route", 'label_values(demo_http_requests_total{service=~"$service"}, route)',
+                                      regex="/^(?!/(healthz|readyz|metrics|admin)).*/"))
         .link(stack_dashboards_link())
     )
     lay = Layout(board)

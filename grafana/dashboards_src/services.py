@@ -14,8 +14,8 @@ from grafana_foundation_sdk.builders.common import TableSortByFieldState
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, Layout, last_value, loki, new_dashboard, prom,
-                     stack_dashboards_link, thresholds, ts)
+from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, Layout, last_value, loki, multi_variable, new_dashboard,
+                     prom, stack_dashboards_link, thresholds, ts)
 
 UID = "services"
 
@@ -38,12 +38,7 @@ def build() -> dash.Dashboard:
                       "errors and latency from the collector's span metrics, its logs and its "
                       "slowest traces. Exemplar dots on the latency panel open a trace.",
                       ["services", "red"], "now-30m")
-        .with_variable(
-            dash.QueryVariable("service").label("Service").datasource(PROMETHEUS)
-            .query({"query": "label_values(traces_span_metrics_calls_total, service_name)", "refId": "service"})
-            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
-            .multi(True).include_all(True)
-            .current(dm.VariableOption(text="All", value="$__all", selected=True)))
+        .with_variable(multi_variable("service", "Service", "label_values(traces_span_metrics_calls_total, service_name)"))
         .link(dash.DashboardLink("Traces").type(dm.DashboardLinkType.LINK)
               .url('/explore?left={"datasource":"jaeger","queries":[{"refId":"A","queryType":"search",'
                    '"service":"$service"}]}')
