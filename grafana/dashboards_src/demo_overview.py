@@ -32,9 +32,11 @@ def build() -> dash.Dashboard:
                       "exemplars), orders, stock, the load generator and readiness. Their traces "
                       "and logs are on the Service overview, as any service's.",
                       ["demo", "red"], "now-30m")
-        .with_variable(multi_variable("service", "Service", "label_values(demo_http_requests_total, service)"))
+        .with_variable(multi_variable("service", "Service",
+                                      "label_values(demo_http_requests_total, service)"))
         # Probes and the fault switch are not user traffic (as in the recording rules).
-        .with_variable(multi_variable("route", "Route", 'label_values(demo_http_requests_total{service=~"$service"}, route)',
+        .with_variable(multi_variable("route", "Route",
+                                      'label_values(demo_http_requests_total{service=~"$service"}, route)',
                                       regex="/^(?!/(healthz|readyz|metrics|admin)).*/"))
         .link(stack_dashboards_link())
     )

@@ -38,7 +38,8 @@ def build() -> dash.Dashboard:
                       "errors and latency from the collector's span metrics, its logs and its "
                       "slowest traces. Exemplar dots on the latency panel open a trace.",
                       ["services", "red"], "now-30m")
-        .with_variable(multi_variable("service", "Service", "label_values(traces_span_metrics_calls_total, service_name)"))
+        .with_variable(multi_variable("service", "Service",
+                                      "label_values(traces_span_metrics_calls_total, service_name)"))
         .link(dash.DashboardLink("Traces").type(dm.DashboardLinkType.LINK)
               .url('/explore?left={"datasource":"jaeger","queries":[{"refId":"A","queryType":"search",'
                    '"service":"$service"}]}')
