@@ -176,17 +176,25 @@ def pages_of(rule: Rule, series: dict[tuple, list[float]], step: float, last: fl
 class Prometheus:
     """The range queries of a backtest, against one Prometheus (base URL)."""
 
-    def __init__(self, base: str, workers: int = 2):
+    def __init__(self, base: str, workers: int = 2, login=None):
         self.base = base.rstrip("/")
         self.workers = workers  # Prometheus answers a query on one core: two at once use two
+        self.login = login  # compose_info.Login: HTTPS and the login where the stack is shared
+
+    @classmethod
+    def of(cls, target) -> "Prometheus":
+        """The stack's Prometheus, as a drills Target reaches it."""
+        return cls(target.url("prometheus"), login=target.login)
 
     def get(self, path: str, **params) -> dict:
         import urllib.parse
         import urllib.request
 
-        url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
+        req = urllib.request.Request(f"{self.base}{path}?{urllib.parse.urlencode(params)}")
+        if self.login is not None and self.login.basic:
+            req.add_header("Authorization", self.login.basic)
         try:
-            with urllib.request.urlopen(url, timeout=300) as r:
+            with urllib.request.urlopen(req, timeout=300, context=self.login.context() if self.login else None) as r:
                 return json.load(r)
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace")
@@ -505,12 +513,12 @@ def prepare(compose: list[str], days: float) -> tuple[dict, Prometheus]:
     from drills.target import Target
 
     history.Loader(compose).up()
-    prometheus = Prometheus(Target(compose).url("prometheus"))
+    prometheus = Prometheus.of(Target(compose))
     manifest = json.loads(history.MANIFEST.read_text()) if history.MANIFEST.exists() else None
     if manifest is None or manifest.get("days") != days or not history_in(prometheus, manifest):
         print(f"backtest: loading {days:g} days of history first (make history DAYS={days:g})", flush=True)
         manifest = history.load(compose, days, seed=1, ending="calm")
-        prometheus = Prometheus(Target(compose).url("prometheus"))  # restarted: maybe another port
+        prometheus = Prometheus.of(Target(compose))  # restarted: maybe another port
     return manifest, prometheus
 
 

@@ -279,15 +279,20 @@ class Loader:
         return self.compose("run", "--rm", "--no-deps", *extra, "--entrypoint", "promtool", "prometheus", *args)
 
     def up(self) -> str:
-        """Starts Prometheus if needed; its base URL on the host."""
+        """Starts Prometheus if needed; its base URL on the host (HTTPS where the stack is
+        shared: STACK_AUTH)."""
         self.compose("up", "-d", "--wait", "--no-deps", "prometheus")
         host, port = compose_info.published(self.compose_cmd)["prometheus"][9090]
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        return f"{compose_info.Login.from_settings().scheme}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
     def query(self, base: str, expr: str) -> float | None:
+        from drills.target import http
+
         url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=30) as r:
-            result = json.load(r)["data"]["result"]
+        status, body = http("GET", url, timeout=30, login=compose_info.Login.from_settings())
+        if status != 200:
+            raise SystemExit(f"Prometheus answered {status} to {expr!r}: {body}")
+        result = body["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
     def oldest_sample(self) -> float:

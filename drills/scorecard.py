@@ -98,7 +98,7 @@ def score_history(manifest: dict, target: Target, step: float | None = None) -> 
     """The shipped alerting rules backtested over the history (drills/backtest.py)."""
     rules = alerting_rules(sorted((REPO / "prometheus" / "rules").glob("*.yml")))
     step = step or seconds(target.evaluation_interval() or "15s")
-    return backtest(rules, manifest, Prometheus(target.url("prometheus")), step)
+    return backtest(rules, manifest, Prometheus.of(target), step)
 
 
 # ---------------------------------------------------------------- output

@@ -40,11 +40,13 @@ REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "build" / "upgrade.json"
 
 
-def running_images(compose: list[str]) -> dict[str, str]:
-    """service -> the image its running container was started from."""
-    rows = [r for r in compose_info.ps(compose) if r.get("State") == "running"]
+def present_images(compose: list[str]) -> tuple[dict[str, str], set[str]]:
+    """service -> the image its container (running or stopped) was started from; and the
+    services running now."""
+    rows = compose_info.ps(compose)
     inspected = compose_info.inspect(rows)
-    return {r["Service"]: inspected[r["ID"]]["Config"]["Image"] for r in rows if r.get("ID") in inspected}
+    images = {r["Service"]: inspected[r["ID"]]["Config"]["Image"] for r in rows if r.get("ID") in inspected}
+    return images, {r["Service"] for r in rows if r.get("State") == "running"}
 
 
 def wanted_images(compose: list[str]) -> dict[str, str]:
@@ -57,41 +59,59 @@ def image_here(ref: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
 
 
-def _get(compose: list[str], url: str):
+def _read(compose: list[str], url: str):
     try:
         return json.loads(compose_info.fetch_inside(compose, url))
     except (RuntimeError, ValueError, subprocess.SubprocessError):
         return None
 
 
-def inventory(compose: list[str], services: set[str]) -> dict[str, dict]:
+class Unreadable(RuntimeError):
+    pass
+
+
+def inventory(compose: list[str], services: set[str], known: dict[str, dict] | None = None) -> dict[str, dict]:
     """What each store holds, as identities that can be found again (read from inside the
-    project's network, through Prometheus' container: nothing needs to be published)."""
+    project's network, through Prometheus' container: nothing needs to be published).
+    Before the upgrade (`known` None) a store that cannot be read raises Unreadable: a
+    report of nothing would say "kept". After it, `known` is what was there before, and
+    Jaeger's traces are looked up by id."""
     inv: dict[str, dict] = {}
+
+    def _get(url: str, store: str):
+        got = _read(compose, url)
+        if got is None and known is None:
+            raise Unreadable(f"{store} does not answer {url.split('?')[0]}")
+        return got
+
     if "prometheus" in services:
-        q = _get(compose, "http://prometheus:9090/api/v1/query?" + urlencode(
-            {"query": "prometheus_tsdb_lowest_timestamp_seconds"}))
-        series = _get(compose, "http://prometheus:9090/api/v1/status/tsdb")
+        q = _get("http://prometheus:9090/api/v1/query?" + urlencode(
+            {"query": "prometheus_tsdb_lowest_timestamp_seconds"}), "prometheus")
+        series = _get("http://prometheus:9090/api/v1/status/tsdb", "prometheus")
         if q and q["data"]["result"]:
             inv["prometheus"] = {"oldest sample (unix s)": int(float(q["data"]["result"][0]["value"][1])),
                                  "series in the head": (series or {}).get("data", {}).get("headStats", {}).get("numSeries")}
     if "jaeger" in services:
-        names = (_get(compose, "http://jaeger:16686/api/services") or {}).get("data") or []
+        names = (_get("http://jaeger:16686/api/services", "jaeger") or {}).get("data") or []
         traces = set()
-        for name in names:
-            found = _get(compose, "http://jaeger:16686/api/traces?" + urlencode({"service": name, "limit": 20}))
-            traces |= {t["traceID"] for t in (found or {}).get("data") or []}
+        if known is None:  # a sample: each service's newest traces
+            for name in names:
+                found = _get("http://jaeger:16686/api/traces?" + urlencode({"service": name, "limit": 20}), "jaeger")
+                traces |= {t["traceID"] for t in (found or {}).get("data") or []}
+        else:  # each of them again, by id (newer traces come first in a search)
+            traces = {t for t in known.get("jaeger", {}).get("traces", [])
+                      if (_get(f"http://jaeger:16686/api/traces/{t}", "jaeger") or {}).get("data")}
         inv["jaeger"] = {"services": sorted(names), "traces": sorted(traces)}
     if "alertmanager" in services:
-        silences = _get(compose, "http://alertmanager:9093/api/v2/silences") or []
+        silences = _get("http://alertmanager:9093/api/v2/silences", "alertmanager") or []
         inv["alertmanager"] = {"silences": sorted(s["id"] for s in silences if s["status"]["state"] != "expired")}
     if "alert-sink" in services:
-        body = _get(compose, "http://alert-sink:8090/api/notifications?limit=1000") or {}
+        body = _get("http://alert-sink:8090/api/notifications?limit=1000", "alert-sink") or {}
         # The Watchdog's repeats are trimmed by design (the sink's store): the rest are kept.
         inv["alert-sink"] = {"notifications": sorted(n["id"] for n in body.get("notifications", [])
                                                       if n.get("receiver") != "watchdog")}
     if "loki" in services:
-        labels = _get(compose, "http://loki:3100/loki/api/v1/label/service_name/values?since=720h") or {}
+        labels = _get("http://loki:3100/loki/api/v1/label/service_name/values?since=720h", "loki") or {}
         inv["loki"] = {"services": sorted(labels.get("data") or [])}
     return inv
 
@@ -135,11 +155,11 @@ def main(argv: list[str]) -> int:
               "and STACK_AUTH=off in .env, `make up`, `make upgrade`, then share it again.", file=sys.stderr)
         return 2
 
-    running, wanted = running_images(compose), wanted_images(compose)
+    (present, running), wanted = present_images(compose), wanted_images(compose)
     if not running:
         print("The stack is not running: `make up` starts it on the pinned images (nothing to upgrade).")
         return 1
-    changes = {svc: (running[svc], wanted[svc]) for svc in running if svc in wanted and running[svc] != wanted[svc]}
+    changes = {svc: (present[svc], wanted[svc]) for svc in present if svc in wanted and present[svc] != wanted[svc]}
     if not changes:
         print("Every running service is on its pinned image: nothing to upgrade.")
         return 0
@@ -158,9 +178,18 @@ def main(argv: list[str]) -> int:
               "what), or stay on the running images.", file=sys.stderr)
         return 1
 
-    before = inventory(compose, set(running))
+    try:
+        before = inventory(compose, running)
+    except Unreadable as exc:
+        print(f"\n{exc}: what it holds cannot be counted before the upgrade, so nothing was stopped. "
+              "`make ps` and `make logs SERVICE=...` say why; upgrade once it answers.", file=sys.stderr)
+        return 1
     t0 = time.monotonic()
-    up = subprocess.run([*compose, "up", "-d", "--wait", "--wait-timeout", str(a.timeout)], cwd=REPO)
+    # The services this project has containers of, no others: a part never started (or whose
+    # image is missing here) stays as it was.
+    up = subprocess.run([*compose, "up", "-d", "--wait", "--wait-timeout", str(a.timeout),
+                         *sorted(s for s in present if s in wanted)],
+                        cwd=REPO)
     if up.returncode != 0:
         compose_info.print_why(compose)
         previous = sorted({f"{svc}: {old}" for svc, (old, _) in changes.items()})
@@ -170,7 +199,7 @@ def main(argv: list[str]) -> int:
               + "\n  ".join(previous), file=sys.stderr)
         return 1
     seconds = time.monotonic() - t0
-    after = inventory(compose, set(running))
+    after = inventory(compose, running, known=before)
     rows = kept(before, after)
     print(f"\nUpgraded in {seconds:.0f} s (stop, start, healthy). What each store kept:\n" + table(rows))
     a.report.parent.mkdir(exist_ok=True)

@@ -24,7 +24,7 @@ def _month():
 
         target = Target()
         manifest = json.loads(MANIFEST.read_text())
-        prometheus = bt.Prometheus(target.url("prometheus"))
+        prometheus = bt.Prometheus.of(target)
         if not bt.history_in(prometheus, manifest):
             return "the stack's Prometheus no longer holds the month of build/history-manifest.json: `make history`"
         return manifest, prometheus, bt.seconds(target.evaluation_interval() or "15s")
@@ -56,11 +56,13 @@ def _run(grade, ex, text: str) -> None:
     manifest, prometheus, step = month
     shipped = [r for r in bt.alerting_rules(SHIPPED_RULES) if r.alert in spec["reference"]]
     reference = bt.backtest(shipped, manifest, prometheus, step, progress=lambda _: None)
-    labels = spec.get("labels", {})
+    labels = spec.get("labels", {})  # what the learner's alert carries
+    incident = spec.get("incident", labels)  # what the shipped alert's incidents carry
 
     def theirs(e: Expect) -> bool:
-        """An incident's shipped alert of the exercise's part (shop's, not inventory's)."""
-        return e.alertname in spec["reference"] and all(labels[k] == v for k, v in e.labels.items() if k in labels)
+        """An incident's shipped alert of the exercise's part (shop's, not inventory's): each
+        of the part's labels present, and equal."""
+        return e.alertname in spec["reference"] and all(e.labels.get(k) == v for k, v in incident.items())
 
     # The learner's alert must page every incident one of the shipped alerts should page.
     windows = [bt.Window(w.name, w.start, w.end,
@@ -78,6 +80,11 @@ def _run(grade, ex, text: str) -> None:
     ref_caught = {r["incident"] for r in reference["rows"] if r["verdict"] == "paged"
                   and any(w.name == r["incident"] and w.expect for w in windows)}
     caught = {r["incident"] for r in yours["rows"] if r["verdict"] == "paged"}
+    if not ref_caught:  # nothing to compare with: any rule would "catch all the shipped rule catches"
+        grade.add("backtest", "catches the planted incidents the shipped rule catches", None,
+                  f"the shipped {', '.join(spec['reference'])} catches none of this month's incidents of "
+                  f"{incident}: not graded (is the check file's reference or incident right?)")
+        return
     ref_text = "; ".join(f"{x['alert']}: {_figures(x)}" for x in reference["alerts"])
     grade.add("backtest", f"over {manifest.get('days') or 0:g} days: catches the planted incidents the shipped rule "
               f"catches (yours: {_figures(a)}; shipped {ref_text})", ref_caught <= caught,

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from scripts import certs
+from scripts.init_env import SECRETS
 from tests.e2e import clients
 from tests.e2e import stack as st
 from tests.e2e.clients import HOST
@@ -71,8 +72,9 @@ def test_every_published_port_serves_tls_and_asks_for_the_login(stack: st.Stack)
     assert "otel-collector" not in clients.ENDPOINTS, "the plain collector is published beside the edge"
     checked, s = [], bare()
     for service, path in READ.items():
-        if service not in clients.ENDPOINTS:
-            continue  # not running here (its image is missing): the summary names it
+        if service in stack.plan.missing:
+            continue  # its image is missing here: the summary names it
+        assert service in clients.ENDPOINTS, f"{service} runs but publishes no port"
         url = clients.url(service, path)
         assert url.startswith("https://"), url
         user, password = login(stack, service)
@@ -100,7 +102,7 @@ def test_every_published_port_serves_tls_and_asks_for_the_login(stack: st.Stack)
         with pytest.raises(ssl.SSLError):
             peer_certificate(clients.ENDPOINTS["otel-edge"][port], None)
     st.MEASUREMENTS["shared_ports_checked"] = sorted(checked + ["otel-edge"])
-    assert {"prometheus", "alertmanager", "jaeger", "alert-sink"} <= set(checked), checked
+    assert set(checked) == set(READ) - set(stack.plan.missing), checked
 
 
 def _edge_refusals(stack: st.Stack) -> dict[str, float]:
@@ -178,14 +180,18 @@ def test_otlp_with_the_token_is_stored_and_without_it_refused_and_counted(stack:
 
 
 def test_no_secret_in_docker_inspect_or_a_log_line(stack: st.Stack) -> None:
-    """The login's password, its bcrypt hash, the OTLP token and the server key reach the
-    services as files only: no container's `docker inspect` (command, environment,
-    healthcheck and its last outputs) and no log line holds one."""
+    """Every generated secret (init_env.SECRETS: the Grafana password, the fault switch's
+    token, the login's password, the OTLP token), the login's bcrypt hash and its header
+    value, and the server key reach the services as files only: no container's `docker
+    inspect` (command, environment, healthcheck and its last outputs) and no log line
+    holds one."""
     folder = Path(stack.env["SECRETS_DIR"]) / "auth"
     hashed = (folder / "htpasswd").read_text().strip().split(":", 1)[1]
     key = "".join((folder / "key.pem").read_text().splitlines()[1:-1])[:40]
-    secrets_ = {"STACK_AUTH_PASSWORD": stack.env["STACK_AUTH_PASSWORD"], "STACK_OTLP_TOKEN": stack.env["STACK_OTLP_TOKEN"],
-                "bcrypt hash": hashed, "server key": key}
+    secrets_ = {name: stack.env[name] for name in SECRETS}
+    secrets_.update({"bcrypt hash": hashed, "server key": key,
+                     "Authorization header": (folder / "authorization").read_text().removeprefix("Basic ")})
+    assert all(len(v) >= 16 for v in secrets_.values()), "a secret too short to look for"
     ids = [row["ID"] for row in stack.containers().values()]
     inspect = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
     logs = stack.compose("logs", "--no-color", check=False).stdout

@@ -36,3 +36,20 @@ def test_the_history_plants_the_catalogues_incidents() -> None:
     by_name = {i["name"]: i for i in manifest["incidents"]}
     assert by_name["traffic-dip"]["alerts"] == [{"alertname": e.alertname, "labels": e.labels}
                                                 for e in catalogue.FAULTS["loadgen-stopped"].expect]
+
+
+def test_every_graded_backtest_has_planted_incidents_to_compare_with() -> None:
+    """An exercise's backtest stage compares the learner's rule with the shipped one on the
+    planted incidents of its part: a check file whose reference or incident labels match no
+    planted incident would have nothing to compare (the grader would not grade it)."""
+    import yaml
+
+    specs = {f.stem: yaml.safe_load(f.read_text()).get("backtest")
+             for f in sorted((REPO / "exercises" / "grader" / "checks").glob("*.yml"))}
+    specs = {name: s for name, s in specs.items() if s}
+    assert specs, "no exercise has a backtest stage"
+    for name, spec in specs.items():
+        incident = spec.get("incident", spec.get("labels", {}))
+        matching = [p.name for p in catalogue.PLANTED.values() for e in p.alerts
+                    if e.alertname in spec["reference"] and all(e.labels.get(k) == v for k, v in incident.items())]
+        assert matching, f"{name}: no planted incident expects {spec['reference']} with {incident}"

@@ -51,7 +51,7 @@ def manifest(fresh: st.Stack) -> dict:
 
 @pytest.fixture(scope="module")
 def prometheus(fresh: st.Stack, manifest: dict) -> backtest.Prometheus:
-    return backtest.Prometheus(fresh.target.url("prometheus"))
+    return backtest.Prometheus.of(fresh.target)
 
 
 def test_the_same_seed_gives_the_same_history(tmp_path) -> None:
