@@ -49,8 +49,10 @@ def _compose_file(root: str, target: str) -> str:
     m = re.search(r"COMPOSE_FILE=(\S+) docker compose up", out) or re.search(r"COMPOSE_FILE=(\S+)", out)
     if m:
         return m.group(1)
-    return subprocess.run(["python3", "scripts/compose_info.py", "files"], cwd=root, env=env,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    # Not set on the command line: the value the Makefile exports to every recipe.
+    return subprocess.run(["make", "--no-print-directory", "--eval", "print-compose-file: ; @echo $(COMPOSE_FILE)",
+                           "print-compose-file"], cwd=root, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -25,6 +26,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberData
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from drills.backtest import seconds
 from scripts import envfile
 from tests.e2e import clients, remote
 from tests.e2e import stack as st
@@ -54,8 +56,9 @@ class Ids:
         self.logs |= other.logs
         self.points |= other.points
 
-    def sizes(self) -> dict[str, int]:
-        return {"spans": len(self.traces), "log records": len(self.logs), "metric points": len(self.points)}
+    def sizes(self, signals=("traces", "logs", "points")) -> dict[str, int]:
+        names = {"traces": "spans", "logs": "log records", "points": "metric points"}
+        return {names[s]: len(getattr(self, s)) for s in signals}
 
 
 class Probe:
@@ -269,8 +272,9 @@ def test_a_full_forward_queue_never_refuses_or_doubles_local_telemetry(fwd: st.S
         dropped = {sig: clients.collector_metric(fwd, f"otelcol_exporter_send_failed_{sig}", exporter="otlp_grpc/tee")
                    for sig in ("spans", "log_records", "metric_points")}
         sent = probe.sent
-        until_arrived("every span and point is stored locally", lambda: local(fwd, probe, sent), sent, 180,
-                      local_signals(fwd))
+        signals = local_signals(fwd)
+        until_arrived("every span and point is stored locally", lambda: local(fwd, probe, sent), sent, 180, signals)
+        stored = local(fwd, probe, sent)
         doubled = [t for t in sent.traces if spans_per_trace(t) != 1]
         assert not doubled, f"{len(doubled)} of {len(sent.traces)} one-span traces hold another number of spans"
         points = samples(clients.url("prometheus"), probe.run)
@@ -279,7 +283,8 @@ def test_a_full_forward_queue_never_refuses_or_doubles_local_telemetry(fwd: st.S
                        for sig in refused}
         assert now_refused == refused, f"the otlp receiver refused data: before {refused}, after {now_refused}"
         FIGURES[f"remote {remote_is}, a 64 KiB forward queue"] = {
-            "sent": sent.sizes(), "stored locally, each once": sent.sizes(), "refused": 0,
+            "sent": sent.sizes(signals), "stored locally, each once": stored.sizes(signals),
+            "refused": {sig: int(now_refused[sig] - refused[sig]) for sig in refused},
             "copy dropped by the tee (counted)": {k: int(v) for k, v in dropped.items()},
             "OtelCollectorForwardDropping after s": round(alert_s)}
     finally:
@@ -308,9 +313,14 @@ def test_a_remote_write_backend_down_leaves_local_samples_whole(fwd: st.Stack) -
     t_start = time.time()
     sent = probe.sent
     assert samples(clients.url("prometheus"), probe.run) == sent.points, "Prometheus lost pushed points"
-    scrape_interval = 5  # the drill profile's
-    stamps = sorted(float(t) for r in clients.prom_query(f'up{{job="alert-sink"}}[{int(t_start - t_stop) + 30}s]')
+    config = yaml.safe_load(clients.get_json("prometheus", "/api/v1/status/config")["data"]["yaml"])
+    scrape_interval = seconds(config["global"]["scrape_interval"])
+    window = int(t_start - t_stop) + 30
+    stamps = sorted(float(t) for r in clients.prom_query(f'up{{job="alert-sink"}}[{window}s]')
                     for t, _ in r["values"])
+    # Every scrape of the outage is there (an empty or thin range would show no gap either).
+    assert len(stamps) >= 0.8 * window / scrape_interval, \
+        f"{len(stamps)} scrapes of alert-sink in {window} s at one per {scrape_interval} s"
     gaps = [round(b - a) for a, b in zip(stamps, stamps[1:]) if b - a > 2.5 * scrape_interval]
     assert not gaps, f"local scrapes have gaps while remote_write's backend was down: {gaps}"
     caught_up = until_arrived("Thanos gets every point from Prometheus' log", lambda: thanos(fwd, probe.run), sent,
