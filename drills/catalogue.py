@@ -179,6 +179,10 @@ BURNING_END = Planted("burning-end", "shop answers 0.45 % of requests with a 500
 # Alerts that are not pages: the backtest and the scorecard leave them out.
 NOT_PAGES = {"Watchdog": "always firing by design: it proves the alerting pipeline works"}
 
+# The backend each signal is stored in (the `signal` label of the stack's alerts): a stack run
+# without one (its image missing) rightly pages that signal's pipeline as failing.
+SIGNAL_BACKENDS = {"logs": "loki", "spans": "jaeger", "traces": "jaeger", "metrics": "prometheus"}
+
 _STACK_ONLY = ("the history holds the demo's series and their `up` only: the stack's own components' "
                "metrics are not backfilled (the stack's tests and drills exercise it live)")
 # Every shipped alert (prometheus/rules/*.yml) no planted incident pages, and why (a test

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from drills.backtest import (Page, Prometheus, Window, alerting_rules, backtest, plot, score,  # noqa: E402
                              seconds, table)
-from drills.catalogue import NOT_PAGES, Expect  # noqa: E402
+from drills.catalogue import NOT_PAGES, SIGNAL_BACKENDS, Expect  # noqa: E402
 from drills.target import Target, received_at  # noqa: E402
 
 OUT_JSON = REPO / "build" / "scorecard.json"
@@ -47,9 +47,13 @@ def newest_log() -> Path:
 
 def notifications(target: Target, since: float, absent: tuple = ()) -> list[dict]:
     """Webhook alerts the sink received since `since`, oldest first, pages only (and none
-    about a service in `absent`: one this stack was run without, paging that it is down)."""
+    about a service in `absent`, one this stack was run without, paging that it is down, or
+    about the signal whose backend it is: its pipeline fails where it cannot deliver)."""
+    def about_absent(labels: dict) -> bool:
+        return labels.get("service") in absent or SIGNAL_BACKENDS.get(labels.get("signal", "")) in absent
+
     got = [a for a in target.sink_alerts(limit=10_000) if received_at(a) >= since - 1
-           and a["labels"].get("alertname") not in NOT_PAGES and a["labels"].get("service") not in absent]
+           and a["labels"].get("alertname") not in NOT_PAGES and not about_absent(a["labels"])]
     return sorted(got, key=received_at)
 
 

@@ -174,19 +174,37 @@ def render(data: dict) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def docs_files() -> list[Path]:
+    """The Markdown files figures are written into."""
+    return sorted(REPO.glob("*.md")) + sorted((REPO / "docs").glob("*.md"))
+
+
 FIGURE = re.compile(r"<!-- figure:([^>]+?) -->(.*?)<!-- /figure -->")
 
 
 def drifted(data: dict, docs: list[Path]) -> list[str]:
     """Figures written into Markdown (`<!-- figure:KEY -->VALUE<!-- /figure -->`) that are
-    not what the measurements say."""
-    out = []
+    not what the measurements say, and measured headline figures no page shows."""
+    out, shown = [], set()
     for doc in docs:
         for key, value in FIGURE.findall(doc.read_text()):
+            shown.add(key)
             want = data["headline"].get(key)
             if want is None or str(want) != value.strip():
                 out.append(f"{doc.name}: {key} says {value.strip()!r}, the measurements {want!r}")
+    out += [f"no page shows the measured figure {key!r} (<!-- figure:{key} -->)"
+            for key in sorted(set(data["headline"]) - shown)]
     return out
+
+
+def write_figures(data: dict, docs: list[Path]) -> None:
+    """Each figure marker in the Markdown files set to its measured value."""
+    for doc in docs:
+        text = doc.read_text()
+        new = FIGURE.sub(lambda m: f"<!-- figure:{m.group(1)} -->{data['headline'].get(m.group(1), m.group(2))}"
+                                   "<!-- /figure -->", text)
+        if new != text:
+            doc.write_text(new)
 
 
 def main(argv: list[str]) -> int:
@@ -199,7 +217,7 @@ def main(argv: list[str]) -> int:
     if a.check:
         data = json.loads(store.read_text())
         problems = ([] if page.read_text() == render(data) else ["docs/measurements.md is not its data rendered"])
-        problems += drifted(data, sorted(REPO.glob("*.md")) + sorted((REPO / "docs").glob("*.md")))
+        problems += drifted(data, docs_files())
         for p in problems:
             print(p, file=sys.stderr)
         return 1 if problems else 0
@@ -207,6 +225,7 @@ def main(argv: list[str]) -> int:
     data = json.loads(text)  # rendered as --check renders it: from the stored data
     store.write_text(text)
     page.write_text(render(data))
+    write_figures(data, docs_files())
     print(f"wrote {page.relative_to(REPO)} and {store.relative_to(REPO)}")
     return 0
 
