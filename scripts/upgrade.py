@@ -185,9 +185,9 @@ def main(argv: list[str]) -> int:
               "`make ps` and `make logs SERVICE=...` say why; upgrade once it answers.", file=sys.stderr)
         return 1
     t0 = time.monotonic()
-    # The services this project has containers of, no others: a part never started (or whose
-    # image is missing here) stays as it was.
-    up = subprocess.run([*compose, "up", "-d", "--wait", "--wait-timeout", str(a.timeout),
+    # The services this project has containers of, no others (--no-deps: not a dependency
+    # that never ran either): a part never started, or whose image is missing here, stays so.
+    up = subprocess.run([*compose, "up", "-d", "--wait", "--wait-timeout", str(a.timeout), "--no-deps",
                          *sorted(s for s in present if s in wanted)],
                         cwd=REPO)
     if up.returncode != 0:
