@@ -126,11 +126,14 @@ def collect(build: Path) -> dict:
     data["sources"] = [f"build/{f.name}" for f in sources]
     for f in sources:
         figures = load(f) or {}
-        data["images"].update(figures.get("images") or {})
+        current = not f.name.startswith("upgrade-")  # the upgrade tier runs the previous releases on purpose
+        if current:
+            data["images"].update(figures.get("images") or {})
         for key, value in figures.items():
             if key in SECTIONS:
                 data["sections"].setdefault(key, {}).update({k: v for k, v in value.items() if k not in SKIP})
-                data["images"].update(value.get("images") or {})
+                if current:
+                    data["images"].update(value.get("images") or {})
             elif key in TIMINGS:
                 data["sections"].setdefault("timings", {}).update(
                     {f"{key.removesuffix('_s').replace('_', ' ')}: {k}": v for k, v in value.items()}
