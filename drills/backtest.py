@@ -188,21 +188,16 @@ class Prometheus:
 
     def get(self, path: str, **params) -> dict:
         import urllib.parse
-        import urllib.request
 
-        req = urllib.request.Request(f"{self.base}{path}?{urllib.parse.urlencode(params)}")
-        if self.login is not None and self.login.basic:
-            req.add_header("Authorization", self.login.basic)
-        try:
-            with urllib.request.urlopen(req, timeout=300, context=self.login.context() if self.login else None) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace")
-            try:
-                body = json.loads(body).get("error", body)
-            except ValueError:
-                pass
-            raise SystemExit(f"Prometheus refused {params.get('query', path)!r}: {body}") from None
+        from drills.target import http
+
+        status, body = http("GET", f"{self.base}{path}?{urllib.parse.urlencode(params)}", timeout=300,
+                            login=self.login)
+        if status == 200:
+            return body
+        if isinstance(body, dict):
+            body = body.get("error", body)
+        raise SystemExit(f"Prometheus refused {params.get('query', path)!r}: {body}")
 
     def evaluations(self, expr: str, start: float, end: float, step: float) -> dict[tuple, list[float]]:
         """{labels of an element: the evaluation times (start + k * step) that returned it},
