@@ -128,6 +128,14 @@ def threshold_lines() -> GraphThresholdsStyleConfig:
     return GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
 
 
+def latency_quantiles(buckets: str, by: str) -> list[promq.Dataquery]:
+    """p50, p95 and p99 per `by` from a histogram's bucket rates (refs A, B, C); the p99
+    line carries the exemplars (a dot opens its trace)."""
+    return [prom(f"histogram_quantile({q}, sum by (le, {by}) ({buckets}))", f"p{int(q * 100)} {{{{{by}}}}}", ref,
+                 exemplar=ref == "C")
+            for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))]
+
+
 def multi_variable(name: str, label: str, query: str, regex: str | None = None) -> dash.QueryVariable:
     """A Prometheus label variable, several values at once, All by default (refreshed with
     the time range, sorted)."""

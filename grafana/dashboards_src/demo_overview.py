@@ -8,8 +8,8 @@ from grafana_foundation_sdk.builders import stat, statetimeline
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (PROMETHEUS, Layout, last_value, multi_variable, new_dashboard, prom, stack_dashboards_link,
-                     thresholds, ts)
+from .common import (PROMETHEUS, Layout, last_value, latency_quantiles, multi_variable, new_dashboard, prom,
+                     stack_dashboards_link, thresholds, ts)
 
 UID = "demo-overview"
 
@@ -19,10 +19,6 @@ RATE = f"rate(demo_http_requests_total{{{SEL}}}[$__rate_interval])"
 ERRORS = f'rate(demo_http_requests_total{{{SEL}, status_code=~"5.."}}[$__rate_interval])'
 BUCKETS = f"rate(demo_http_request_duration_seconds_bucket{{{SEL}}}[$__rate_interval])"
 
-
-def _quantile(q: float, ref: str, exemplar: bool = False):
-    return prom(f"histogram_quantile({q}, sum by (le, service) ({BUCKETS}))",
-                f"p{int(q * 100)} {{{{service}}}}", ref, exemplar=exemplar)
 
 
 def build() -> dash.Dashboard:
@@ -72,7 +68,7 @@ def build() -> dash.Dashboard:
     lay.add(ts("Latency p50 / p95 / p99 (with exemplars)",
                "Request duration quantiles from the histogram. The dots are exemplars: each "
                "carries the trace_id of a real request; click one to open its trace in Jaeger.",
-               "s", _quantile(0.5, "A"), _quantile(0.95, "B"), _quantile(0.99, "C", exemplar=True)),
+               "s", *latency_quantiles(BUCKETS, "service")),
             12, 9)
     lay.add(ts("Requests in flight", "Concurrent requests per service.", "short",
                prom('sum by (service) (demo_http_requests_in_flight{service=~"$service"})', "{{service}}")),

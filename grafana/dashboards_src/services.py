@@ -14,8 +14,8 @@ from grafana_foundation_sdk.builders.common import TableSortByFieldState
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, Layout, last_value, loki, multi_variable, new_dashboard,
-                     prom, stack_dashboards_link, thresholds, ts)
+from .common import (JAEGER, LOKI, PROMETHEUS, Jaeger, Layout, last_value, latency_quantiles, loki, multi_variable,
+                     new_dashboard, prom, stack_dashboards_link, thresholds, ts)
 
 UID = "services"
 
@@ -25,10 +25,6 @@ CALLS = f"rate(traces_span_metrics_calls_total{{{SERVED}}}[$__rate_interval])"
 ERRORS = f'rate(traces_span_metrics_calls_total{{{SERVED}, status_code="STATUS_CODE_ERROR"}}[$__rate_interval])'
 BUCKETS = f"rate(traces_span_metrics_duration_milliseconds_bucket{{{SERVED}}}[$__rate_interval])"
 
-
-def _quantile(q: float, ref: str, exemplar: bool = False):
-    return prom(f"histogram_quantile({q}, sum by (le, service_name) ({BUCKETS}))",
-                f"p{int(q * 100)} {{{{service_name}}}}", ref, exemplar=exemplar)
 
 
 def build() -> dash.Dashboard:
@@ -77,7 +73,7 @@ def build() -> dash.Dashboard:
     lay.add(ts("Latency p50 / p95 / p99 (with exemplars)",
                "Served span duration quantiles from the span metrics histogram. The dots are "
                "exemplars: each carries the trace_id of a real span; click one to open its trace.",
-               "ms", _quantile(0.5, "A"), _quantile(0.95, "B"), _quantile(0.99, "C", exemplar=True)), 12, 9)
+               "ms", *latency_quantiles(BUCKETS, "service_name")), 12, 9)
     lay.add(ts("Spans by kind", "Every span the service sent, per second, by kind (client calls, "
                "internal work, served requests).", "ops",
                prom('sum by (service_name, span_kind) (rate(traces_span_metrics_calls_total'
