@@ -216,7 +216,8 @@ def checks(root: Path = REPO, user: bool = True) -> list[Check]:
         out.append(Check("telegraf config check telegraf/telegraf.conf", "TELEGRAF_IMAGE", "telegraf",
                          ["config", "check", "--strict-env-handling", "--config", "/etc/telegraf/telegraf.conf"],
                          {telegraf.parent: "/etc/telegraf"}, [_rel(root, telegraf)],
-                         env={"TELEGRAF_LOGS_ENDPOINT": "tcp://otel-collector:54525"}))
+                         env={"TELEGRAF_LOGS_ENDPOINT": "tcp://otel-collector:54525",
+                              "CONTAINER_LOGS_EXCLUDE": "*-remote-otlp-*"}))
 
     jaeger = root / "jaeger" / "jaeger.yml"
     if jaeger.exists():

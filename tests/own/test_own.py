@@ -7,6 +7,7 @@ last, the demo switched on beside both parts, the memory of the whole stack, and
 switched off again (its containers removed, as `make up` does)."""
 from __future__ import annotations
 
+import fnmatch
 import os
 import secrets
 import subprocess
@@ -24,7 +25,7 @@ from tests.e2e.docker_stats import MemorySampler
 from tests.e2e.polling import poll_until
 from tests.tooling import REPO, image
 
-from .conftest import FIGURES
+from .conftest import FIGURES, REMOTE_CONTAINERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.signal("own")]
 RUN = secrets.token_hex(3)
@@ -173,6 +174,11 @@ def test_a_container_of_yours_shows_its_stats_and_every_log_line_once(own: st.St
         assert sorted(numbers) == list(range(1, lines + 1)), "a line arrived twice"
         labels = {r.resource.get("container.name") for r in records}
         assert labels == {name}, f"the lines are labelled {labels}, not with the container's name"
+        # The stand-in backend's own lines stay out (CONTAINER_LOGS_EXCLUDE): it prints each
+        # record it gets, so one of its lines collected would come back as a dozen, and on.
+        looped = {r.resource.get("container.name") for r in remote.log_records(remote.printed(own))
+                  if fnmatch.fnmatch(r.resource.get("container.name", ""), REMOTE_CONTAINERS)}
+        assert not looped, f"lines of {looped} were collected despite CONTAINER_LOGS_EXCLUDE={REMOTE_CONTAINERS}"
         if "loki" in own.running():
             body = clients.inside_json(own, "loki", 3100, "/loki/api/v1/query_range", {
                 "query": f'{{container_name="{name}"}} |= "own-probe {RUN} "', "limit": 5000, "since": "1h"})
