@@ -193,7 +193,8 @@ build_busybox() {
 
 # ---- 2. Prometheus ---------------------------------------------------------------------
 # Tags as .promu.yml minus builtinassets: the React UI is not in the Go module (it is
-# built with npm upstream), so the twin serves the API and /-/ready but no web UI.
+# built with npm upstream), so the twin serves the API and /-/ready but no web UI; plus
+# remove_all_sd (below).
 build_prometheus() {
   local h ctx=$CACHE/prometheus dir
   h=$(hash_of "$(declare -f build_prometheus gobuild prom_ldflags)" "$PROM_MOD" "$(go version)" \

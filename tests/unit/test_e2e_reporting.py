@@ -94,3 +94,27 @@ def test_the_remote_copys_log_records_are_read_with_their_resource() -> None:
         ("own-probe 2", {"container.name": "own-probe-1", "service.namespace": "myproject"}, {"log.iostream": "stderr"}),
         ("GET /api/products 200", {"service.name": "shop"}, {}),
     ]
+
+
+# The stand-in's own printed lines, had they been collected (the loop CONTAINER_LOGS_EXCLUDE
+# prevents): bodies that look like the printout itself still read as records of their own.
+LOOPED = """\
+2026-12-07T08:00:01.000Z\tinfo\tResourceLog #0
+Resource attributes:
+     -> container.name: Str(obs-own-remote-otlp-1)
+     -> compose.service: Str(remote-otlp)
+ScopeLogs #0
+LogRecord #0
+Body: Str(2026-12-07T08:00:00.000Z\tinfo\tResourceLog #0)
+LogRecord #1
+Body: Str(     -> container.name: Str(own-probe-1))
+"""
+
+
+def test_a_looped_line_of_the_stand_in_reads_as_its_own_record() -> None:
+    from tests.e2e.remote import log_records
+
+    got = [(r.body, r.resource.get("compose.service")) for r in log_records(PRINTED + LOOPED)]
+    assert got == [("own-probe 1", None), ("own-probe 2", None), ("GET /api/products 200", None),
+                   ("2026-12-07T08:00:00.000Z\tinfo\tResourceLog #0", "remote-otlp"),
+                   ("     -> container.name: Str(own-probe-1)", "remote-otlp")]
