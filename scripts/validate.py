@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
-    from scripts import places
+    from scripts import envfile, places
 except ImportError:  # run as a script: scripts/ is on the path
+    import envfile
     import places
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,10 +109,6 @@ def auth_folder(root: Path, user: bool) -> Path:
     validate, once `make up` wrote them with STACK_AUTH on: their certificate too), else a
     sample written under build/ (scripts/auth.py, as `make up` does)."""
     if user:
-        try:
-            from scripts import envfile
-        except ImportError:
-            import envfile
         mine = envfile.secrets_dir(root / ".env") / "auth"
         if (mine / "web.yml").exists():
             return mine
@@ -216,10 +213,6 @@ def checks(root: Path = REPO, user: bool = True) -> list[Check]:
         # The config as compose runs it: your CONTAINER_LOGS_EXCLUDE (make validate); for
         # the project's tests, both forms .env.example shows.
         if user:
-            try:
-                from scripts import envfile
-            except ImportError:
-                import envfile
             exclude = os.environ.get("CONTAINER_LOGS_EXCLUDE",
                                      envfile.read(root / ".env").get("CONTAINER_LOGS_EXCLUDE", ""))
         else:
