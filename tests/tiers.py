@@ -13,6 +13,11 @@ project of their own (own name, ephemeral loopback ports, own volumes), and spen
 time waiting on `for:` windows, outages and retries rather than on CPU. The run ends with each tier's outcome and seconds, the lines
 its summary printed (e2e figures, what did not run and why), its slowest tests, and the
 same table in build/tiers.json (and build/tiers-quick.json or -all.json).
+
+CI builds the twins that only some tiers use (Thanos, the previous releases) beside the
+tiers (.ci/run): TWINS_PENDING names the file that build writes its exit code to when it
+ends, and twins/images.env lists each image as soon as it is built. A tier that needs one
+(Tier.twins) starts once it is there; the others go first.
 """
 from __future__ import annotations
 
@@ -24,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +49,20 @@ class Tier:
     # measures the stack, not a 2-core machine bringing up three stacks at once (there,
     # DemoHighLatencyP95 rightly paged: the shop really was slow).
     solo_s: int = 0
+    # The twin images (*_IMAGE variables) it needs beyond the stack's, which CI may still be
+    # building when the tiers start; ALL_TWINS: every twin the build makes.
+    twins: tuple[str, ...] = ()
 
+
+ALL_TWINS = "every twin"
+PREVIOUS_TWINS = ("PROMETHEUS_PREVIOUS_IMAGE", "ALERTMANAGER_PREVIOUS_IMAGE", "OTELCOL_PREVIOUS_IMAGE",
+                  "JAEGER_PREVIOUS_IMAGE")
 
 TIERS: tuple[Tier, ...] = (
     Tier("unit", ("tests/unit",), "the demo package in-process: spans, exemplars, logs, faults, "
          "the alert sink, generated API tests and floods, the sink's page in Chromium", quick=True, est_s=100),
     Tier("config", ("tests/config",), "the real validators on every config, promtool and amtool tests, "
-         "cross-checks, docs", quick=True, est_s=90),
+         "cross-checks, docs", quick=True, est_s=90, twins=(ALL_TWINS,)),  # each twin is its pin's version
     Tier("exercises", ("tests/exercises",), "the exercises' grader: references pass, wrong answers fail "
          "on the criterion they name", quick=True, est_s=120),
     Tier("e2e", ("tests/e2e",), "the stack: every signal arrives, alerts reach the sink and resolve, "
@@ -62,14 +73,14 @@ TIERS: tuple[Tier, ...] = (
          "the login, OTLP only with the token, a drill through the logins, a rotated certificate, and "
          "the e2e signal tests on it", stack=True, est_s=700),
     Tier("scale", ("tests/scale",), "the scale-out profile: agent and gateways, Alertmanager pair, "
-         "Prometheus pair with Thanos", stack=True, est_s=700),
+         "Prometheus pair with Thanos", stack=True, est_s=700, twins=("THANOS_IMAGE",)),
     Tier("forward", ("tests/forward",), "the copy to your own backend, counted at real receivers", stack=True,
-         est_s=1050),
+         est_s=1050, twins=("THANOS_IMAGE",)),  # Thanos receive: the remote_write backend
     Tier("own", ("tests/own",), "your own things: the demo off, your places, a service of yours, your "
          "host and containers, nothing paging for 15 minutes, the memory of it all", stack=True, est_s=1300),
     Tier("upgrade", ("tests/upgrade",), "upgrades keep every store's data: the previous releases write, "
          "make upgrade moves to the pins, every item counted; going back works or fails loudly", stack=True,
-         est_s=600),
+         est_s=600, twins=PREVIOUS_TWINS),
     Tier("chaos", ("tests/chaos",), "the training ground: quiet when healthy, a seeded chaos run scored, "
          "a recorded drill, live grading", stack=True, est_s=1400, solo_s=240),
     Tier("history", ("tests/history",), "a month of backfilled history with planted incidents", stack=True,
@@ -144,14 +155,68 @@ def narrowed(pytest_args: list[str]) -> bool:
     return any(a.startswith(("-k", "-m")) or "::" in a for a in pytest_args)
 
 
-def run_tier(tier: Tier, pytest_args: list[str], say) -> Outcome:
+class TwinsBuilding:
+    """A twins/build.sh still running beside the tiers (.ci/run): `done_file` gets its exit
+    code (and seconds) when it ends, its log sits beside it, and twins/images.env lists each
+    image once it is built (never one still being built)."""
+
+    IMAGES_ENV = REPO / "twins" / "images.env"
+    POLL_S = 5.0
+
+    def __init__(self, done_file: Path):
+        self.done_file = done_file
+
+    def env(self) -> dict[str, str]:
+        """twins/images.env as it is now: VAR=value lines."""
+        try:
+            lines = self.IMAGES_ENV.read_text().splitlines()
+        except FileNotFoundError:
+            return {}
+        return dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z_][A-Z0-9_]*=", line))
+
+    def exit_code(self) -> int | None:
+        try:
+            return int(self.done_file.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def missing(self, tier: Tier) -> list[str]:
+        if ALL_TWINS in tier.twins:
+            return [] if self.exit_code() is not None else [ALL_TWINS]
+        env = self.env()
+        return [v for v in tier.twins if v not in env]
+
+    def ready(self, tier: Tier) -> bool:
+        return not self.missing(tier) or self.exit_code() is not None
+
+    def wait(self, tier: Tier, say) -> str | None:
+        """Until the tier's twins are there: None, or why they never will be."""
+        if not (missing := self.missing(tier)):
+            return None
+        say(f"{tier.name}: waits for {', '.join(missing)} (twins/build.sh, beside the tiers)")
+        t0 = time.monotonic()
+        while not self.ready(tier):
+            time.sleep(self.POLL_S)
+        code, missing = self.exit_code(), self.missing(tier)
+        if missing and code != 0:
+            return (f"the twins build beside the tiers ended with exit code {code} without "
+                    f"{', '.join(missing)}: see {self.done_file.with_suffix('.log')}")
+        say(f"{tier.name}: waited {time.monotonic() - t0:.0f} s for its twins")
+        return None  # built, or a build that succeeded without them: the tier's tests say what lacks
+
+
+def run_tier(tier: Tier, pytest_args: list[str], say, twins: TwinsBuilding | None = None) -> Outcome:
     OUT.mkdir(parents=True, exist_ok=True)
     log_path, xml = OUT / f"{tier.name}.log", OUT / f"{tier.name}.xml"
+    if twins and (why := twins.wait(tier, say)):
+        say(f"{tier.name}: FAILED: {why}")
+        return Outcome(tier, 2, 0.0, {"final": why, "counts": {}, "notes": [], "slowest": [], "failures": [why]})
     cmd = [sys.executable, "-m", "pytest", *tier.paths, "-p", "no:cacheprovider", "--durations=15",
            f"--junitxml={xml}", *pytest_args]
-    # TEST_TIER: the stack report writes this tier's figures to a file of its own.
-    env = {**os.environ, "TEST_TIER": tier.name, "PYTHONUNBUFFERED": "1"}
-    say(f"{tier.name}: started ({' '.join(tier.paths)}), log {log_path.relative_to(REPO)}")
+    # TEST_TIER: the stack report writes this tier's figures to a file of its own. The twins
+    # built beside the tiers: images.env as it is now (with REQUIRED_IMAGES naming them).
+    env = {**os.environ, **(twins.env() if twins else {}), "TEST_TIER": tier.name, "PYTHONUNBUFFERED": "1"}
+    say(f"{tier.name}: started ({' '.join(tier.paths)}), log {os.path.relpath(log_path, REPO)}")
     t0 = time.monotonic()
     with open(log_path, "w") as log:
         code = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -160,39 +225,70 @@ def run_tier(tier: Tier, pytest_args: list[str], say) -> Outcome:
     say(f"{tier.name}: {'passed' if outcome.ok else 'FAILED'} in {seconds:.0f} s: "
         f"{outcome.summary['final'] or f'pytest exit code {code}'}")
     if not outcome.ok:
-        say("\n".join(["", f"----- {tier.name}: failures (whole log: {log_path.relative_to(REPO)})",
+        say("\n".join(["", f"----- {tier.name}: failures (whole log: {os.path.relpath(log_path, REPO)})",
                        *(outcome.summary["failures"][-80:] or log_path.read_text(errors="replace").splitlines()[-60:]),
                        "-----"]))
     return outcome
 
 
-def run(tiers: list[Tier], lanes: int, pytest_args: list[str]) -> list[Outcome]:
+def run(tiers: list[Tier], lanes: int, pytest_args: list[str], twins: TwinsBuilding | None = None) -> list[Outcome]:
     """The longest first, `lanes` at a time; a tier that asks for a solo start (solo_s)
-    first, and nothing beside it until then."""
+    first, and nothing beside it until then. A tier whose twins are still being built
+    waits its turn behind those that can start."""
     lock = threading.Lock()
     t_start = time.monotonic()
-    queue = sorted(tiers, key=lambda t: (-t.solo_s, -t.est_s))
-    solo_until = t_start + (queue[0].solo_s if queue and lanes > 1 else 0)
+    waiting = sorted(tiers, key=lambda t: (-t.solo_s, -t.est_s))
+    solo = waiting[0] if waiting and waiting[0].solo_s and lanes > 1 else None
+    solo_until = t_start + (solo.solo_s if solo else 0)
+    outcomes: list[Outcome] = []
 
     def say(text: str) -> None:
         with lock:
             print(f"[tiers +{time.monotonic() - t_start:5.0f}s] {text}", flush=True)
 
-    def lane(t: Tier) -> Outcome:
-        if t is not queue[0] and time.monotonic() < solo_until:
-            say(f"{t.name}: waits {solo_until - time.monotonic():.0f} s ({queue[0].name} starts alone)")
-            time.sleep(max(0.0, solo_until - time.monotonic()))
-        return run_tier(t, pytest_args, say)
+    def take() -> Tier | None:
+        with lock:
+            if not waiting:
+                return None
+            tier = next((t for t in waiting if twins is None or twins.ready(t)), waiting[0])
+            waiting.remove(tier)
+            return tier
 
-    outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=lanes) as pool:
-        for outcome in pool.map(lane, queue):
-            outcomes.append(outcome)
-    order = {t.name: i for i, t in enumerate(TIERS)}
+    def lane(number: int) -> None:
+        if number > 0 and solo and time.monotonic() < solo_until:
+            say(f"lane {number + 1}: waits {solo_until - time.monotonic():.0f} s ({solo.name} starts alone)")
+            time.sleep(max(0.0, solo_until - time.monotonic()))
+        while (tier := take()) is not None:
+            try:
+                outcome = run_tier(tier, pytest_args, say, twins)
+            except Exception as exc:  # a tier the runner could not run is a failed tier, not a lost one
+                why = f"the runner failed: {type(exc).__name__}: {exc}"
+                say(f"{tier.name}: FAILED: {why}")
+                outcome = Outcome(tier, 3, 0.0, {"final": why, "counts": {}, "notes": [], "slowest": [],
+                                                 "failures": [why]})
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=lane, args=(n,), name=f"lane-{n + 1}") for n in range(lanes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    order = {t.name: i for i, t in enumerate(tiers)}  # the order asked for (select: the table's)
     return sorted(outcomes, key=lambda o: order[o.tier.name])
 
 
-def report(outcomes: list[Outcome], wall_s: float) -> str:
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU so far (/proc/stat; zeros where there is none)."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def report(outcomes: list[Outcome], wall_s: float, cpu_busy: float | None = None) -> str:
     lines = ["", "=" * 30 + " tiers " + "=" * 30]
     for o in outcomes:
         if o.summary["notes"]:
@@ -208,6 +304,8 @@ def report(outcomes: list[Outcome], wall_s: float) -> str:
         lines.append(f"{o.tier.name:<11}{'ok' if o.ok else 'FAILED':<8}{o.seconds:>8.0f}  {counts}")
     total = sum(o.seconds for o in outcomes)
     lines.append(f"{'wall clock':<19}{wall_s:>8.0f}  (the tiers' own seconds add up to {total:.0f})")
+    if cpu_busy is not None:
+        lines.append(f"CPU busy {100 * cpu_busy:.0f} % of the run, on {os.cpu_count()} CPUs")
     return "\n".join(lines)
 
 
@@ -227,14 +325,17 @@ def main(argv: list[str]) -> int:
             print(f"{t.name:<10} {where:<14} {' '.join(t.paths):<16} {t.proves}")
         return 0
     tiers = select(args.tiers)
-    t0 = time.monotonic()
-    outcomes = run(tiers, max(1, args.lanes), pytest_args)
-    wall = time.monotonic() - t0
-    print(report(outcomes, wall), flush=True)
+    twins = TwinsBuilding(Path(os.environ["TWINS_PENDING"])) if os.environ.get("TWINS_PENDING") else None
+    t0, (busy0, total0) = time.monotonic(), cpu_times()
+    outcomes = run(tiers, max(1, args.lanes), pytest_args, twins)
+    wall, (busy1, total1) = time.monotonic() - t0, cpu_times()
+    cpu_busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
+    print(report(outcomes, wall, cpu_busy), flush=True)
     # build/tiers.json: the last run; build/tiers-quick.json, -all.json: the last of each kind.
     selection = next((w for w in ("quick", "all") if [t.name for t in select([w])] == [t.name for t in tiers]), "some")
     table = json.dumps({
         "selection": selection, "wall_s": round(wall), "lanes": args.lanes,
+        "cpu_busy": None if cpu_busy is None else round(cpu_busy, 3),
         "tiers": {o.tier.name: {"ok": o.ok, "seconds": round(o.seconds), "exit_code": o.code,
                                 "counts": o.summary["counts"], "slowest": o.summary["slowest"]}
                   for o in outcomes}}, indent=2) + "\n"
@@ -243,7 +344,7 @@ def main(argv: list[str]) -> int:
         path.write_text(table)
     failed = [o.tier.name for o in outcomes if not o.ok]
     if failed:
-        print(f"FAILED tiers: {', '.join(failed)} (logs in {OUT.relative_to(REPO)}/)", flush=True)
+        print(f"FAILED tiers: {', '.join(failed)} (logs in {os.path.relpath(OUT, REPO)}/)", flush=True)
         return 1
     return 0
 

@@ -3,11 +3,13 @@
 # reach package registries (PyPI, Debian, the Go module proxy) but no container
 # registry. See DESIGN.md, "Machines with no container registry".
 #
-#   bash twins/build.sh [--force] [--only NAME]...
+#   bash twins/build.sh [--force] [--only NAME]... [--except NAME]...
 #     NAME: busybox prometheus alertmanager otelcol telemetrygen jaeger thanos node-exporter
 #           telegraf python-base demo, and the upgrade tier's previous releases:
 #           prometheus-previous alertmanager-previous otelcol-previous jaeger-previous
 #     --force: rebuild even when an image is up to date
+#     --except: leave NAME to a later run (images.env then leaves it out too: .ci/run
+#               builds the twins only some tiers need beside the tiers)
 #
 # Needs root (apt, debootstrap), Go and a running Docker engine (.ci/docker-engine.sh).
 # Go binaries are built on the host (docker builds have no network) and copied into
@@ -87,20 +89,23 @@ DEMO_TAG=twin/demo-app:dev
 
 ALL=(busybox prometheus alertmanager otelcol telemetrygen jaeger thanos node-exporter telegraf python-base demo
      prometheus-previous alertmanager-previous otelcol-previous jaeger-previous)
-ONLY=(); FORCE=
+ONLY=(); EXCEPT=(); FORCE=
 while [ $# -gt 0 ]; do
   case $1 in
     --only) ONLY+=("$2"); shift 2 ;;
-    --force) FORCE=1; shift ;;
     --only=*) ONLY+=("${1#--only=}"); shift ;;
-    -h|--help) sed -n '2,13p' "$TW/build.sh"; exit 0 ;;
+    --except) EXCEPT+=("$2"); shift 2 ;;
+    --except=*) EXCEPT+=("${1#--except=}"); shift ;;
+    --force) FORCE=1; shift ;;
+    -h|--help) sed -n '2,15p' "$TW/build.sh"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-for n in "${ONLY[@]}"; do
+for n in "${ONLY[@]}" "${EXCEPT[@]}"; do
   [[ " ${ALL[*]} " == *" $n "* ]] || { echo "unknown image: $n (one of: ${ALL[*]})" >&2; exit 2; }
 done
-wanted() { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
+excepted() { [[ " ${EXCEPT[*]} " == *" $1 "* ]]; }
+wanted() { ! excepted "$1" && { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }; }
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -482,19 +487,67 @@ if wanted prometheus || wanted alertmanager || wanted jaeger || wanted thanos ||
   need_base "$BUSYBOX_TAG" busybox
 fi
 if wanted demo; then need_base "$PYBASE_TAG" python-base; fi
+
+# ---- images.env: every twin that exists now (also from earlier --only runs) ----------
+# Rewritten as each image is done, so a test runner started beside this build (.ci/run)
+# sees an image as soon as it is there, and never one that is still being (re)built.
+declare -A finished=()
+write_env() {
+  local env_file=$TW/images.env req=() triple name var tag
+  {
+    echo "# Written by twins/build.sh; source it to run the stack on the twins."
+    for triple in prometheus:PROMETHEUS_IMAGE:$PROMETHEUS_TAG alertmanager:ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
+                  otelcol:OTELCOL_IMAGE:$OTELCOL_TAG telemetrygen:TELEMETRYGEN_IMAGE:$TELEMETRYGEN_TAG \
+                  jaeger:JAEGER_IMAGE:$JAEGER_TAG thanos:THANOS_IMAGE:$THANOS_TAG \
+                  node-exporter:NODE_EXPORTER_IMAGE:$NODE_EXPORTER_TAG telegraf:TELEGRAF_IMAGE:$TELEGRAF_TAG \
+                  demo:DEMO_IMAGE:$DEMO_TAG \
+                  prometheus-previous:PROMETHEUS_PREVIOUS_IMAGE:twin/prometheus:v$(version_of PROMETHEUS_PREVIOUS_IMAGE) \
+                  alertmanager-previous:ALERTMANAGER_PREVIOUS_IMAGE:twin/alertmanager:v$(version_of ALERTMANAGER_PREVIOUS_IMAGE) \
+                  otelcol-previous:OTELCOL_PREVIOUS_IMAGE:twin/otelcol-contrib:$(version_of OTELCOL_PREVIOUS_IMAGE) \
+                  jaeger-previous:JAEGER_PREVIOUS_IMAGE:twin/jaeger:$JAEGER_PREVIOUS_VERSION; do
+      name=${triple%%:*}; var=${triple#*:}; tag=${var#*:}; var=${var%%:*}
+      # left to a later run, or not built yet in this one
+      excepted "$name" && continue
+      wanted "$name" && [ -z "${finished[$name]:-}" ] && continue
+      # only images this script built (they carry its recipe label)
+      if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi
+    done
+    # The demo twin is built above: compose must use it as is, not rebuild it (its default
+    # base image cannot be pulled here).
+    [[ " ${req[*]} " == *" DEMO_IMAGE "* ]] && echo "DEMO_PULL_POLICY=never"
+    echo "REQUIRED_IMAGES=$(IFS=,; echo "${req[*]}")"
+  } > "$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+}
+write_env
+
 run busybox build_busybox
 # The Go twins, GO_LANES at a time (default 2: while one compiles, the next downloads its
 # modules), beside the Python base and the demo (debootstrap and wheels: network and disk).
+# The longest first; the ones only some tiers use (Thanos, the previous releases) last.
 # Each runs in a subshell of its own; the first failure stops the others.
 GO_LANES=${TWIN_GO_LANES:-2}
 declare -A job_of=()
 failed=()
-reap() {  # reap: wait for one background build; remember a failure
+settle() {  # settle PID STATUS: remember a failure, list a success
+  if [ "$2" -eq 0 ]; then
+    finished[${job_of[$1]}]=1
+    [ "${job_of[$1]}" = python-chain ] && finished[demo]=1
+    write_env
+  else
+    failed+=("${job_of[$1]}")
+  fi
+  unset "job_of[$1]"
+}
+reap() {  # reap: wait for the next background build to end
   local pid st=0
   wait -n -p pid || st=$?
-  [ -n "${pid:-}" ] || return 0
-  [ "$st" -eq 0 ] || failed+=("${job_of[$pid]}")
-  unset "job_of[$pid]"
+  [ -n "${pid:-}" ] && settle "$pid" "$st"
+  return 0
+}
+reap_all() {  # every build still owed (one that ended unseen by reap too: its status is kept)
+  local pid st
+  for pid in "${!job_of[@]}"; do st=0; wait "$pid" || st=$?; settle "$pid" "$st"; done
 }
 spawn() {  # spawn NAME CMD...: in the background
   "${@:2}" &
@@ -502,45 +555,23 @@ spawn() {  # spawn NAME CMD...: in the background
 }
 python_chain() { run python-base build_python_base && run demo build_demo; }
 spawn python-chain python_chain
-for name in prometheus alertmanager otelcol telemetrygen jaeger thanos node-exporter telegraf \
-            prometheus-previous alertmanager-previous otelcol-previous jaeger-previous; do
+for name in jaeger otelcol prometheus alertmanager telegraf telemetrygen node-exporter \
+            thanos prometheus-previous otelcol-previous jaeger-previous alertmanager-previous; do
   wanted "$name" || continue
   # slots: the Go lanes plus the Python chain while it runs
   while [ ${#failed[@]} -eq 0 ] && [ "$(jobs -rp | wc -l)" -ge $((GO_LANES + 1)) ]; do reap; done
   [ ${#failed[@]} -eq 0 ] || break
   spawn "$name" run "$name" "build_${name//-/_}"
 done
-while [ "$(jobs -rp | wc -l)" -gt 0 ]; do reap; done
+reap_all
 [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (their logs above and in $CACHE)"
 
 # Rebuilds leave the previous images untagged; drop those this script made (its label),
 # silently keeping any a container still uses.
 docker images -q -f dangling=true -f label=io.twins.recipe | xargs -r docker image rm >/dev/null 2>&1 || true
 
-# ---- images.env: every twin that exists now (also from earlier --only runs) ----------
-env_file=$TW/images.env
-{
-  echo "# Written by twins/build.sh; source it to run the stack on the twins."
-  req=()
-  for pair in PROMETHEUS_IMAGE:$PROMETHEUS_TAG ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
-              OTELCOL_IMAGE:$OTELCOL_TAG TELEMETRYGEN_IMAGE:$TELEMETRYGEN_TAG \
-              JAEGER_IMAGE:$JAEGER_TAG THANOS_IMAGE:$THANOS_TAG NODE_EXPORTER_IMAGE:$NODE_EXPORTER_TAG \
-              TELEGRAF_IMAGE:$TELEGRAF_TAG DEMO_IMAGE:$DEMO_TAG \
-              PROMETHEUS_PREVIOUS_IMAGE:twin/prometheus:v$(version_of PROMETHEUS_PREVIOUS_IMAGE) \
-              ALERTMANAGER_PREVIOUS_IMAGE:twin/alertmanager:v$(version_of ALERTMANAGER_PREVIOUS_IMAGE) \
-              OTELCOL_PREVIOUS_IMAGE:twin/otelcol-contrib:$(version_of OTELCOL_PREVIOUS_IMAGE) \
-              JAEGER_PREVIOUS_IMAGE:twin/jaeger:$JAEGER_PREVIOUS_VERSION; do
-    var=${pair%%:*}; tag=${pair#*:}
-    # only images this script built (they carry its recipe label)
-    if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi
-  done
-  # The demo twin is built above: compose must use it as is, not rebuild it (its default
-  # base image cannot be pulled here).
-  [[ " ${req[*]} " == *" DEMO_IMAGE "* ]] && echo "DEMO_PULL_POLICY=never"
-  echo "REQUIRED_IMAGES=$(IFS=,; echo "${req[*]}")"
-} > "$env_file.tmp"
-mv "$env_file.tmp" "$env_file"
-log "wrote ${env_file#"$ROOT"/}:"; sed 's/^/    /' "$env_file"
+write_env
+log "wrote twins/images.env:"; sed 's/^/    /' "$TW/images.env"
 log "all done in $((SECONDS - T0))s"
 exit 0
 }
