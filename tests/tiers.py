@@ -14,10 +14,11 @@ time waiting on `for:` windows, outages and retries rather than on CPU. The run 
 its summary printed (e2e figures, what did not run and why), its slowest tests, and the
 same table in build/tiers.json (and build/tiers-quick.json or -all.json).
 
-CI builds the twins that only some tiers use (Thanos, the previous releases) beside the
-tiers (.ci/run): TWINS_PENDING names the file that build writes its exit code to when it
-ends, and twins/images.env lists each image as soon as it is built. A tier that needs one
-(Tier.twins) starts once it is there; the others go first.
+CI builds the twins that only some tiers use (LATER_TWINS: Thanos, the previous releases)
+beside the tiers (.ci/run): TWINS_PENDING names the file that build writes its exit code to
+when it ends, TWINS_PENDING_PID its process, and twins/images.env lists each image as soon
+as it is built. A tier that needs one (Tier.twins) starts once it is there; the others go
+first.
 """
 from __future__ import annotations
 
@@ -49,20 +50,29 @@ class Tier:
     # measures the stack, not a 2-core machine bringing up three stacks at once (there,
     # DemoHighLatencyP95 rightly paged: the shop really was slow).
     solo_s: int = 0
-    # The twin images (*_IMAGE variables) it needs beyond the stack's, which CI may still be
-    # building when the tiers start; ALL_TWINS: every twin the build makes.
+    # The later twins (below) it needs, which CI may still be building when the tiers start;
+    # all_twins: it reads every twin, so it waits for the whole build.
     twins: tuple[str, ...] = ()
+    all_twins: bool = False
 
 
-ALL_TWINS = "every twin"
+# The twin images (their *_IMAGE variables) only some tiers use: CI builds them beside the
+# tiers (.ci/run asks for their names: --later-twins).
 PREVIOUS_TWINS = ("PROMETHEUS_PREVIOUS_IMAGE", "ALERTMANAGER_PREVIOUS_IMAGE", "OTELCOL_PREVIOUS_IMAGE",
                   "JAEGER_PREVIOUS_IMAGE")
+LATER_TWINS = ("THANOS_IMAGE", *PREVIOUS_TWINS)
+
+
+def build_name(var: str) -> str:
+    """THANOS_IMAGE -> thanos, PROMETHEUS_PREVIOUS_IMAGE -> prometheus-previous: the
+    name twins/build.sh gives the image."""
+    return var.removesuffix("_IMAGE").lower().replace("_", "-")
 
 TIERS: tuple[Tier, ...] = (
     Tier("unit", ("tests/unit",), "the demo package in-process: spans, exemplars, logs, faults, "
          "the alert sink, generated API tests and floods, the sink's page in Chromium", quick=True, est_s=100),
     Tier("config", ("tests/config",), "the real validators on every config, promtool and amtool tests, "
-         "cross-checks, docs", quick=True, est_s=90, twins=(ALL_TWINS,)),  # each twin is its pin's version
+         "cross-checks, docs", quick=True, est_s=90, all_twins=True),  # each twin is its pin's version
     Tier("exercises", ("tests/exercises",), "the exercises' grader: references pass, wrong answers fail "
          "on the criterion they name", quick=True, est_s=120),
     Tier("e2e", ("tests/e2e",), "the stack: every signal arrives, alerts reach the sink and resolve, "
@@ -157,14 +167,15 @@ def narrowed(pytest_args: list[str]) -> bool:
 
 class TwinsBuilding:
     """A twins/build.sh still running beside the tiers (.ci/run): `done_file` gets its exit
-    code (and seconds) when it ends, its log sits beside it, and twins/images.env lists each
-    image once it is built (never one still being built)."""
+    code (and seconds) when it ends, its log is the same name with .log, and
+    twins/images.env lists each image once it is built (never one still being built)."""
 
     IMAGES_ENV = REPO / "twins" / "images.env"
     POLL_S = 5.0
 
-    def __init__(self, done_file: Path):
-        self.done_file = done_file
+    def __init__(self, done_file: Path, pid: int | None = None):
+        self.done_file, self.pid = done_file, pid
+        self.log = done_file.with_suffix(".log")
 
     def env(self) -> dict[str, str]:
         """twins/images.env as it is now: VAR=value lines."""
@@ -174,15 +185,28 @@ class TwinsBuilding:
             return {}
         return dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z_][A-Z0-9_]*=", line))
 
+    def env_over(self, base: dict[str, str]) -> dict[str, str]:
+        """`base` with images.env laid over it; REQUIRED_IMAGES only ever grows."""
+        now = self.env()
+        required = [v for v in (base.get("REQUIRED_IMAGES", "") + "," + now.get("REQUIRED_IMAGES", "")).split(",") if v]
+        return {**base, **now, "REQUIRED_IMAGES": ",".join(dict.fromkeys(required))}
+
+    def _alive(self) -> bool:
+        try:  # a zombie has ended too (.ci/run reaps it only after the tiers)
+            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
     def exit_code(self) -> int | None:
+        """None while the build runs; -1 when it ended without writing its exit code."""
         try:
             return int(self.done_file.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
-            return None
+            return -1 if self.pid and not self._alive() and not self.done_file.exists() else None
 
     def missing(self, tier: Tier) -> list[str]:
-        if ALL_TWINS in tier.twins:
-            return [] if self.exit_code() is not None else [ALL_TWINS]
+        if tier.all_twins and self.exit_code() is None:
+            return ["every twin"]
         env = self.env()
         return [v for v in tier.twins if v not in env]
 
@@ -197,12 +221,11 @@ class TwinsBuilding:
         t0 = time.monotonic()
         while not self.ready(tier):
             time.sleep(self.POLL_S)
-        code, missing = self.exit_code(), self.missing(tier)
-        if missing and code != 0:
-            return (f"the twins build beside the tiers ended with exit code {code} without "
-                    f"{', '.join(missing)}: see {self.done_file.with_suffix('.log')}")
+        if missing := self.missing(tier):
+            return (f"the twins build beside the tiers ended (exit code {self.exit_code()}) without "
+                    f"{', '.join(missing)}: see {os.path.relpath(self.log, REPO)}")
         say(f"{tier.name}: waited {time.monotonic() - t0:.0f} s for its twins")
-        return None  # built, or a build that succeeded without them: the tier's tests say what lacks
+        return None
 
 
 def run_tier(tier: Tier, pytest_args: list[str], say, twins: TwinsBuilding | None = None) -> Outcome:
@@ -215,7 +238,8 @@ def run_tier(tier: Tier, pytest_args: list[str], say, twins: TwinsBuilding | Non
            f"--junitxml={xml}", *pytest_args]
     # TEST_TIER: the stack report writes this tier's figures to a file of its own. The twins
     # built beside the tiers: images.env as it is now (with REQUIRED_IMAGES naming them).
-    env = {**os.environ, **(twins.env() if twins else {}), "TEST_TIER": tier.name, "PYTHONUNBUFFERED": "1"}
+    env = {**(twins.env_over(dict(os.environ)) if twins else os.environ), "TEST_TIER": tier.name,
+           "PYTHONUNBUFFERED": "1"}
     say(f"{tier.name}: started ({' '.join(tier.paths)}), log {os.path.relpath(log_path, REPO)}")
     t0 = time.monotonic()
     with open(log_path, "w") as log:
@@ -255,10 +279,14 @@ def run(tiers: list[Tier], lanes: int, pytest_args: list[str], twins: TwinsBuild
             return tier
 
     def lane(number: int) -> None:
-        if number > 0 and solo and time.monotonic() < solo_until:
-            say(f"lane {number + 1}: waits {solo_until - time.monotonic():.0f} s ({solo.name} starts alone)")
-            time.sleep(max(0.0, solo_until - time.monotonic()))
-        while (tier := take()) is not None:
+        starts_solo = number == 0  # lane 1 starts the solo tier; nothing else starts until solo_until
+        while True:
+            if solo and not starts_solo and time.monotonic() < solo_until:
+                say(f"lane {number + 1}: waits {solo_until - time.monotonic():.0f} s ({solo.name} starts alone)")
+                time.sleep(max(0.0, solo_until - time.monotonic()))
+            starts_solo = False
+            if (tier := take()) is None:
+                return
             try:
                 outcome = run_tier(tier, pytest_args, say, twins)
             except Exception as exc:  # a tier the runner could not run is a failed tier, not a lost one
@@ -316,16 +344,22 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--lanes", type=int, default=int(os.environ.get("TEST_LANES") or 3),
                     help="tiers at a time (TEST_LANES, default 3)")
     ap.add_argument("--list", action="store_true", help="list the tiers and exit")
+    ap.add_argument("--later-twins", action="store_true",
+                    help="print the twins/build.sh names of the twins only some tiers use, and exit")
     argv, _, pytest_args = (argv[:argv.index("--")], None, argv[argv.index("--") + 1:]) if "--" in argv \
         else (argv, None, [])
     args = ap.parse_args(argv)
+    if args.later_twins:
+        print(" ".join(build_name(v) for v in LATER_TWINS))
+        return 0
     if args.list:
         for t in TIERS:
             where = "make test" if t.quick else "make test-all"
             print(f"{t.name:<10} {where:<14} {' '.join(t.paths):<16} {t.proves}")
         return 0
     tiers = select(args.tiers)
-    twins = TwinsBuilding(Path(os.environ["TWINS_PENDING"])) if os.environ.get("TWINS_PENDING") else None
+    pending, pid = os.environ.get("TWINS_PENDING"), os.environ.get("TWINS_PENDING_PID")
+    twins = TwinsBuilding(Path(pending), int(pid) if pid else None) if pending else None
     t0, (busy0, total0) = time.monotonic(), cpu_times()
     outcomes = run(tiers, max(1, args.lanes), pytest_args, twins)
     wall, (busy1, total1) = time.monotonic() - t0, cpu_times()

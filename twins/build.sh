@@ -490,10 +490,12 @@ if wanted demo; then need_base "$PYBASE_TAG" python-base; fi
 
 # ---- images.env: every twin that exists now (also from earlier --only runs) ----------
 # Rewritten as each image is done, so a test runner started beside this build (.ci/run)
-# sees an image as soon as it is there, and never one that is still being (re)built.
+# sees an image as soon as it is there, and never one that is still being (re)built. A
+# build that fails or is stopped leaves every image there is listed, as before it started
+# (write_env --all).
 declare -A finished=()
 write_env() {
-  local env_file=$TW/images.env req=() triple name var tag
+  local env_file=$TW/images.env req=() triple name var tag all=${1:-}
   {
     echo "# Written by twins/build.sh; source it to run the stack on the twins."
     for triple in prometheus:PROMETHEUS_IMAGE:$PROMETHEUS_TAG alertmanager:ALERTMANAGER_IMAGE:$ALERTMANAGER_TAG \
@@ -508,7 +510,7 @@ write_env() {
       name=${triple%%:*}; var=${triple#*:}; tag=${var#*:}; var=${var%%:*}
       # left to a later run, or not built yet in this one
       excepted "$name" && continue
-      wanted "$name" && [ -z "${finished[$name]:-}" ] && continue
+      [ -z "$all" ] && wanted "$name" && [ -z "${finished[$name]:-}" ] && continue
       # only images this script built (they carry its recipe label)
       if [ -n "$(label_of "$tag")" ]; then echo "$var=$tag"; req+=("$var"); fi
     done
@@ -520,6 +522,7 @@ write_env() {
   mv "$env_file.tmp" "$env_file"
 }
 write_env
+trap 'write_env --all' EXIT
 
 run busybox build_busybox
 # The Go twins, GO_LANES at a time (default 2: while one compiles, the next downloads its
