@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts import places
 from tests.e2e import stack as st
 from tests.tooling import REPO, require_image
 
@@ -58,6 +59,9 @@ def collector_as_built(image: str, workdir: Path) -> Path | None:
     for name in [n for n, p in pipelines.items() if set(p["receivers"]) & missing]:
         del pipelines[name]
     folder = workdir / "otelcol-previous"
+    # Your places (config.extras.yml) are mountpoints in the folder: make them before the copy
+    # (compose_session makes them in the repo, but only after this; a fresh clone has none).
+    places.create(REPO)
     shutil.copytree(REPO / "otel-collector", folder)
     (folder / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     FIGURES["previous_collector_without"] = sorted(missing)
