@@ -64,7 +64,7 @@ def create(root: Path = REPO) -> list[str]:
         if target.exists():
             continue
         if place.is_dir:
-            target.mkdir(parents=True)
+            target.mkdir(parents=True, exist_ok=True)  # tiers side by side make them too
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / place.example, target)

@@ -93,8 +93,13 @@ def test_a_build_that_died_without_a_word_ends_the_wait(build, tmp_path):
     dead.wait()
     twins = tiers.TwinsBuilding(tmp_path / "never-written.done", dead.pid)
     # should the runner miss the death, this ends the wait anyway (and the test fails)
-    threading.Timer(10, lambda: twins.done_file.write_text("99 0\n")).start()
-    [outcome] = tiers.run([tier("upgrade", 600, tiers.PREVIOUS_TWINS)], 1, [], twins)
+    backstop = threading.Timer(10, lambda: twins.done_file.write_text("99 0\n"))
+    backstop.daemon = True
+    backstop.start()
+    try:
+        [outcome] = tiers.run([tier("upgrade", 600, tiers.PREVIOUS_TWINS)], 1, [], twins)
+    finally:
+        backstop.cancel()
     assert not outcome.ok and not started and "exit code -1" in outcome.summary["final"]
 
 
