@@ -4,6 +4,7 @@ failed build fails the tiers it leaves without images, and each tier runs with i
 as it is when the tier starts."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -27,6 +28,10 @@ def build(tmp_path, monkeypatch):
     monkeypatch.setattr(tiers.TwinsBuilding, "IMAGES_ENV", env_file)
     monkeypatch.setattr(tiers.TwinsBuilding, "POLL_S", 0.02)
     monkeypatch.setattr(tiers, "OUT", tmp_path / "tiers")
+    # The runner lays images.env over the environment: start from one without a run's images
+    # (CI sources twins/images.env before the tiers).
+    for var in [v for v in os.environ if v.endswith("_IMAGE") or v == "REQUIRED_IMAGES"]:
+        monkeypatch.delenv(var)
     started: list[tuple[str, dict]] = []
 
     def fake_pytest(cmd, cwd, env, stdout, stderr):  # stands in for the tier's pytest process
