@@ -68,6 +68,7 @@ def build_name(var: str) -> str:
     name twins/build.sh gives the image."""
     return var.removesuffix("_IMAGE").lower().replace("_", "-")
 
+
 TIERS: tuple[Tier, ...] = (
     Tier("unit", ("tests/unit",), "the demo package in-process: spans, exemplars, logs, faults, "
          "the alert sink, generated API tests and floods, the sink's page in Chromium", quick=True, est_s=100),
@@ -153,6 +154,12 @@ class Outcome:
     summary: dict
     selected: bool = False  # the user narrowed the run (-k, -m, a node id)
 
+    @classmethod
+    def not_run(cls, tier: Tier, code: int, why: str, say) -> Outcome:
+        """A tier that failed before its pytest could run, and why."""
+        say(f"{tier.name}: FAILED: {why}")
+        return cls(tier, code, 0.0, {"final": why, "counts": {}, "notes": [], "slowest": [], "failures": [why]})
+
     @property
     def ok(self) -> bool:
         # 5: no tests were collected. Only where the user narrowed the run is that not a
@@ -232,8 +239,7 @@ def run_tier(tier: Tier, pytest_args: list[str], say, twins: TwinsBuilding | Non
     OUT.mkdir(parents=True, exist_ok=True)
     log_path, xml = OUT / f"{tier.name}.log", OUT / f"{tier.name}.xml"
     if twins and (why := twins.wait(tier, say)):
-        say(f"{tier.name}: FAILED: {why}")
-        return Outcome(tier, 2, 0.0, {"final": why, "counts": {}, "notes": [], "slowest": [], "failures": [why]})
+        return Outcome.not_run(tier, 2, why, say)
     cmd = [sys.executable, "-m", "pytest", *tier.paths, "-p", "no:cacheprovider", "--durations=15",
            f"--junitxml={xml}", *pytest_args]
     # TEST_TIER: the stack report writes this tier's figures to a file of its own. The twins
@@ -290,10 +296,7 @@ def run(tiers: list[Tier], lanes: int, pytest_args: list[str], twins: TwinsBuild
             try:
                 outcome = run_tier(tier, pytest_args, say, twins)
             except Exception as exc:  # a tier the runner could not run is a failed tier, not a lost one
-                why = f"the runner failed: {type(exc).__name__}: {exc}"
-                say(f"{tier.name}: FAILED: {why}")
-                outcome = Outcome(tier, 3, 0.0, {"final": why, "counts": {}, "notes": [], "slowest": [],
-                                                 "failures": [why]})
+                outcome = Outcome.not_run(tier, 3, f"the runner failed: {type(exc).__name__}: {exc}", say)
             with lock:
                 outcomes.append(outcome)
 

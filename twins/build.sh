@@ -573,6 +573,7 @@ reap_all
 # silently keeping any a container still uses.
 docker images -q -f dangling=true -f label=io.twins.recipe | xargs -r docker image rm >/dev/null 2>&1 || true
 
+trap - EXIT  # every image is done: the list below is the whole one
 write_env
 log "wrote twins/images.env:"; sed 's/^/    /' "$TW/images.env"
 log "all done in $((SECONDS - T0))s"
